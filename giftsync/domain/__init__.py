@@ -1,0 +1,1 @@
+"""Pure domain: money, codes, cards, ledger activities, outcomes, emails. No I/O here."""

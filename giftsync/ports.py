@@ -1,0 +1,125 @@
+"""The outside world as the prongs see it. Adapters implement these over pyairtable, gql and
+klaviyo-api; ``giftsync.adapters.fakes`` implements them in memory for unit tests.
+
+All methods may raise ``giftsync.errors.RetriableError`` / ``AmbiguousError`` / ``FatalError``.
+Amounts are ``Money`` (Decimal); times are timezone-aware UTC datetimes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from typing import Iterable, Iterator, Protocol
+
+from .domain.cards import CardTransaction, MirrorCard, ShopifyCard
+from .domain.emails import EmailEvent
+from .domain.forms import BalanceCheckForm, CardRequestForm, RedemptionForm, Store
+from .domain.ledger import Receipt
+from .domain.money import Money
+
+
+class FormTable(str, Enum):
+    REDEMPTIONS = "Store Redemptions"
+    CARD_REQUESTS = "Card Requests"
+    BALANCE_CHECKS = "Balance Checks"
+
+
+@dataclass
+class StatusRow:
+    """A row of the Status table: the lease ("lease") or a prong's cursor ("cursor:<prong>")."""
+    name: str
+    record_id: str | None = None
+    state: str = ""                 # Online / Offline
+    holder: str = ""
+    heartbeat: datetime | None = None
+    lease_until: datetime | None = None
+    cursor: str = ""
+    last_run: datetime | None = None
+    details: str = ""
+
+
+class CardBook(Protocol):
+    """The Airtable base."""
+
+    # -- forms ---------------------------------------------------------------------------
+    def pending_redemptions(self, limit: int = 100) -> list[RedemptionForm]:
+        """Records with Status blank/New or Processing (to resume), oldest first."""
+    def pending_card_requests(self, limit: int = 100) -> list[CardRequestForm]: ...
+    def pending_balance_checks(self, limit: int = 100) -> list[BalanceCheckForm]: ...
+    def unnotified(self, table: FormTable, limit: int = 100) -> list[RedemptionForm | CardRequestForm | BalanceCheckForm]:
+        """Done/Rejected records whose Notified box is not ticked (emails to resend)."""
+    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:
+        """Write giftsync's fields on form records: {record_id: {"Status": ..., ...}} (batched by 10)."""
+    def recent_balance_checks(self, since: datetime) -> list[BalanceCheckForm]:
+        """Checks processed since ``since`` (to seed the throttle after a restart)."""
+
+    # -- cards ---------------------------------------------------------------------------
+    def card_by_hash(self, code_hash: str) -> MirrorCard | None: ...
+    def card_by_shopify_id(self, shopify_id: str) -> MirrorCard | None: ...
+    def card(self, record_id: str) -> MirrorCard | None: ...
+    def cards_by_source_record(self, source_record: str) -> list[MirrorCard]: ...
+    def save_cards(self, cards: list[MirrorCard]) -> list[MirrorCard]:
+        """Create or update (upsert on Shopify ID); returns them with record ids."""
+    def set_balances(self, balances: dict[str, tuple[Money, datetime]]) -> None:
+        """{card record_id: (balance, synced_at)} (batched by 10)."""
+    def iter_cards(self) -> Iterator[MirrorCard]: ...
+
+    # -- stores --------------------------------------------------------------------------
+    def stores(self) -> dict[str, Store]:
+        """All stores by record id (small table; callers may cache per cycle)."""
+
+    # -- ledger --------------------------------------------------------------------------
+    def append_receipts(self, receipts: list[Receipt]) -> None:
+        """Idempotent: upsert on Receipt ID, batched by 10."""
+    def receipts_for_card(self, card_record_id: str) -> list[Receipt]: ...
+
+    # -- status --------------------------------------------------------------------------
+    def read_status(self, name: str) -> StatusRow | None: ...
+    def write_status(self, row: StatusRow) -> StatusRow:
+        """Create or update the row named ``row.name``; returns it with its record id."""
+
+
+@dataclass
+class CreateCardResult:
+    card: ShopifyCard | None = None
+    code_taken: bool = False          # Shopify says the code exists: look it up and adopt it
+    error: str = ""                   # a refusal (validation) — the request cannot succeed
+
+
+@dataclass
+class MoveResult:
+    """Result of a debit or credit."""
+    transaction: CardTransaction | None = None
+    balance: Money | None = None      # Shopify's balance after the move
+    error_code: str = ""              # INSUFFICIENT_FUNDS, GIFT_CARD_DEACTIVATED/EXPIRED, ...
+    error: str = ""
+
+
+class GiftCardLedger(Protocol):
+    """Shopify's gift cards (where the money is)."""
+
+    def get_card(self, card_id: str) -> ShopifyCard | None: ...
+    def find_by_code(self, code: str) -> ShopifyCard | None:
+        """Exact match only (Shopify's search is fuzzy): last 4 must agree and only one card."""
+    def create_card(self, *, code: str, amount: Money, note: str, customer_id: str | None = None,
+                    expires_on: date | None = None) -> CreateCardResult:
+        """Not idempotent. On AmbiguousError: ``find_by_code`` before trying again."""
+    def debit(self, card_id: str, amount: Money, *, note: str, processed_at: datetime | None = None) -> MoveResult:
+        """Not idempotent. On AmbiguousError: ``transactions`` and look for ``note`` first."""
+    def credit(self, card_id: str, amount: Money, *, note: str, processed_at: datetime | None = None) -> MoveResult: ...
+    def transactions(self, card_id: str, last: int = 50) -> list[CardTransaction]: ...
+    def cards_updated(self, after_cursor: str | None = None, page_size: int = 100) -> tuple[list[ShopifyCard], str | None]:
+        """Cards newest-updated first, one page; returns (cards, next cursor or None)."""
+
+
+class Messenger(Protocol):
+    """Klaviyo: events that flows turn into emails, and CRM events."""
+
+    def send(self, event: EmailEvent) -> None:
+        """Idempotent by ``event.unique_id`` (Klaviyo deduplicates); safe to resend."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+    def monotonic(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
