@@ -1,0 +1,1 @@
+"""Scheduler wiring, lease lock, rate budgets, signals."""
