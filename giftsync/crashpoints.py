@@ -1,0 +1,63 @@
+"""Every point where a flow crosses a process boundary with a write, named in one place.
+
+Prongs call ``reach(name)`` just before each Airtable write, Shopify mutation and Klaviyo
+event. Normally that does nothing. The crash tests start the daemon with
+``GIFTSYNC_CRASH_AT=<name>`` (optionally ``<name>#<n>`` for the n-th time it is reached) and
+the process kills itself with SIGKILL there — no cleanup, exactly like a power cut. Names
+must be registered in ``POINTS``: ``reach`` refuses an unknown name, so the list cannot fall
+behind the flows (tests/unit/test_crashpoints.py also checks every registered name is used).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+POINTS: dict[str, str] = {
+    # store redemption
+    "redeem.claim": "Airtable: redemption set to Processing (card linked, code masked)",
+    "redeem.debit": "Shopify: giftCardDebit",
+    "redeem.receipt": "Airtable: REDEEM receipt",
+    "redeem.balance": "Airtable: card balance set from Shopify",
+    "redeem.finish": "Airtable: redemption set to Done/Rejected",
+    "redeem.email": "Klaviyo: store redemption email",
+    "redeem.notified": "Airtable: redemption marked Notified",
+    "redeem.mirror": "Airtable: Shopify-native card mirrored before its first store redemption",
+    # card request
+    "request.claim": "Airtable: request set to Processing with its nonce",
+    "request.create": "Shopify: giftCardCreate (one per card)",
+    "request.mirror": "Airtable: new cards saved in Gift Cards",
+    "request.deliver": "Klaviyo: delivery / activation email (one per card)",
+    "request.crm": "Klaviyo: CRM issue event on the purchaser's profile",
+    "request.receipt": "Airtable: ISSUE / ACTIVATE receipts",
+    "request.finish": "Airtable: request set to Done with its cards linked",
+    "request.email": "Klaviyo: store / purchaser confirmation emails",
+    "request.notified": "Airtable: request marked Notified",
+    # balance check
+    "check.email": "Klaviyo: balance answer",
+    "check.finish": "Airtable: check set to Done",
+    "check.receipt": "Airtable: CHECK receipt",
+    # lease
+    "lease.take": "Airtable: Status lease written (take-over or start)",
+    "lease.renew": "Airtable: Status lease renewed",
+    "lease.release": "Airtable: Status set Offline",
+}
+
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def reach(name: str) -> None:
+    if name not in POINTS:
+        raise KeyError(f"crash point {name!r} is not registered in giftsync.crashpoints.POINTS")
+    target = os.environ.get("GIFTSYNC_CRASH_AT")
+    if not target:
+        return
+    point, _, nth = target.partition("#")
+    if point != name:
+        return
+    with _lock:
+        _counts[name] = _counts.get(name, 0) + 1
+        hit = _counts[name] == (int(nth) if nth else 1)
+    if hit:
+        os.kill(os.getpid(), signal.SIGKILL)
