@@ -112,6 +112,74 @@ class GiftCardLedger(Protocol):
         """Cards newest-updated first, one page; returns (cards, next cursor or None)."""
 
 
+@dataclass
+class OrderLine:
+    """A line of a Shopify order (``properties`` = the line-item properties, e.g. recipient)."""
+    id: str
+    name: str
+    sku: str
+    quantity: int
+    is_gift_card: bool
+    unit_price: Money | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class OrderPayment:
+    """A transaction of an order. Gift-card ones name the card (from ``receiptJson``)."""
+    id: str
+    kind: str                          # SALE, CAPTURE, REFUND, ...
+    status: str                        # SUCCESS, FAILURE, ...
+    gateway: str
+    amount: Money
+    gift_card_id: str | None = None    # GID, when the gateway is gift_card and the receipt names it
+    gift_card_last4: str = ""
+    processed_at: datetime | None = None
+
+
+@dataclass
+class ShopifyOrder:
+    id: str
+    name: str
+    email: str = ""
+    financial_status: str = ""         # PAID, PARTIALLY_REFUNDED, ...
+    tags: list[str] = field(default_factory=list)
+    gateways: list[str] = field(default_factory=list)
+    customer_id: str | None = None
+    customer_email: str = ""
+    customer_first_name: str = ""
+    customer_last_name: str = ""
+    lines: list[OrderLine] = field(default_factory=list)
+    payments: list[OrderPayment] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class IssuedCard:
+    """A card Shopify issued for an order line (native gift-card products)."""
+    card: ShopifyCard
+    order_id: str
+    line_item_id: str | None = None
+
+
+class ShopifyOrders(Protocol):
+    """Shopify orders, as the purchase and redemption prongs poll them."""
+
+    def orders(self, *, updated_after: datetime | None = None, financial_statuses: Iterable[str] = ("paid",),
+               without_tag: str | None = None, gift_card_payments_only: bool = False,
+               after_cursor: str | None = None, page_size: int = 10) -> tuple[list[ShopifyOrder], str | None]:
+        """One page, oldest-updated first; returns (orders, next cursor or None). Search is only
+        a pre-filter (Shopify's index lags): the statuses and tag are re-checked on each order."""
+    def order(self, order_id: str) -> ShopifyOrder | None: ...
+    def tags_add(self, order_id: str, tags: list[str]) -> list[str]:
+        """Adds tags (naturally idempotent; resend after AmbiguousError); returns the order's tags."""
+    def cards_for_order(self, order_id: str, created_after: datetime) -> list[IssuedCard]:
+        """Cards Shopify issued for the order (``source:purchased`` created after ``created_after``)."""
+    def access_scopes(self) -> list[str]:
+        """The granted access scopes (``currentAppInstallation``), for ``doctor``."""
+
+
 class Messenger(Protocol):
     """Klaviyo: events that flows turn into emails, and CRM events."""
 
