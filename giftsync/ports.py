@@ -49,9 +49,17 @@ class CardBook(Protocol):
     def unnotified(self, table: FormTable, limit: int = 100) -> list[RedemptionForm | CardRequestForm | BalanceCheckForm]:
         """Done/Rejected records whose Notified box is not ticked (emails to resend)."""
     def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:
-        """Write giftsync's fields on form records: {record_id: {"Status": ..., ...}} (batched by 10)."""
+        """Write giftsync's fields on form records: {record_id: {"Status": ..., ...}} (batched by 10).
+
+        Keys are the field names of config/base_schema.json. Values as the prongs pass them:
+        str (text, single select), bool (checkbox), int (number), Decimal (currency fields,
+        e.g. "Balance After"), aware UTC datetime ("Processed At"), list[str] of record ids
+        (links: "Card", "Cards"). The adapter serialises them.
+        Form dataclasses read back: ``reason`` (Reason), ``balance_after`` (Balance After,
+        Decimal), ``processed_at`` (Processed At) are filled by the adapter as well.
+        """
     def recent_balance_checks(self, since: datetime) -> list[BalanceCheckForm]:
-        """Checks processed since ``since`` (to seed the throttle after a restart)."""
+        """Checks Done/Rejected with Processed At >= ``since`` (to seed the throttle after a restart)."""
 
     # -- cards ---------------------------------------------------------------------------
     def card_by_hash(self, code_hash: str) -> MirrorCard | None: ...

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 
 @dataclass
@@ -19,6 +20,9 @@ class RedemptionForm:
     outcome: str = ""
     notified: bool = False
     created: datetime | None = None
+    reason: str = ""                      # Reason (set by giftsync)
+    balance_after: Decimal | None = None  # Balance After (set by giftsync)
+    processed_at: datetime | None = None
 
 
 @dataclass
@@ -42,6 +46,8 @@ class CardRequestForm:
     outcome: str = ""
     notified: bool = False
     created: datetime | None = None
+    reason: str = ""
+    processed_at: datetime | None = None
 
 
 @dataclass
@@ -53,6 +59,7 @@ class BalanceCheckForm:
     outcome: str = ""
     notified: bool = False
     created: datetime | None = None
+    processed_at: datetime | None = None
 
 
 @dataclass

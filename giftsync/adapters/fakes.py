@@ -1,0 +1,563 @@
+"""Hand-written in-memory fakes of every port (cosmicpython style: no ``mock.patch``).
+
+They keep the semantics the prongs rely on (upserts, exact code lookup, Shopify's refusals,
+Klaviyo's de-duplication by ``unique_id``) and can be told to fail::
+
+    ledger.fail_next("debit", AmbiguousError("shopify", "timeout"), applied=True)
+
+``applied=True`` performs the call and then raises (the answer was lost); ``applied=False``
+raises without doing anything. ``times=n`` repeats the failure for the next n calls.
+Every call is recorded in ``.calls`` as ``(method, args)`` for assertions.
+
+Values written with ``FakeCardBook.update_forms`` are kept as given (the prongs pass str,
+bool, int, Decimal for currency fields, aware datetimes, lists of record ids); field names
+and single-select choices are checked against ``config/base_schema.json`` like Airtable's
+``UNKNOWN_FIELD_NAME`` / ``INVALID_MULTIPLE_CHOICE_OPTIONS`` would.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+from collections import deque
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..domain.cards import CardStatus, CardTransaction, MirrorCard, ShopifyCard
+from ..domain.codes import is_valid_code, last4 as code_last4, normalise_code
+from ..domain.emails import EmailEvent
+from ..domain.forms import BalanceCheckForm, CardRequestForm, RedemptionForm, Store
+from ..domain.ledger import Receipt
+from ..domain.money import Money
+from ..errors import FatalError
+from ..ports import CreateCardResult, FormTable, MoveResult, StatusRow
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "base_schema.json"
+EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
+
+
+# -- failure injection -------------------------------------------------------------------------
+
+@dataclass
+class _Failure:
+    error: BaseException
+    applied: bool
+    times: int
+
+
+class _Failing:
+    """Mixin: ``fail_next(method, error, applied=False, times=1)`` and a call log."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[_Failure]] = {}
+        self.calls: list[tuple[str, tuple]] = []
+
+    def fail_next(self, method: str, error: BaseException, *, applied: bool = False, times: int = 1) -> None:
+        if not hasattr(self, method):
+            raise AttributeError(f"{type(self).__name__} has no method {method!r}")
+        self._failures.setdefault(method, deque()).append(_Failure(error, applied, times))
+
+    def clear_failures(self) -> None:
+        self._failures.clear()
+
+    def count(self, method: str) -> int:
+        return sum(1 for name, _ in self.calls if name == method)
+
+    def _enter(self, method: str, *args: Any) -> _Failure | None:
+        """Record the call; return a pending failure (already consumed) or None."""
+        self.calls.append((method, args))
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.popleft()
+        if not failure.applied:
+            raise failure.error
+        return failure
+
+    @staticmethod
+    def _exit(failure: _Failure | None, result: Any) -> Any:
+        if failure is not None:
+            raise failure.error
+        return result
+
+
+# -- clock ------------------------------------------------------------------------------------
+
+class FakeClock:
+    """Settable time; ``sleep`` advances it instantly."""
+
+    def __init__(self, start: datetime = EPOCH) -> None:
+        self._now = start
+        self._mono = 1000.0
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time does not go back")
+        self._now += timedelta(seconds=seconds)
+        self._mono += seconds
+
+    def set(self, when: datetime) -> None:
+        if when.tzinfo is None:
+            raise ValueError("use an aware datetime")
+        delta = (when - self._now).total_seconds()
+        self.advance(max(delta, 0.0))
+        self._now = when
+
+    def today(self) -> date:
+        return self._now.date()
+
+
+# -- messenger --------------------------------------------------------------------------------
+
+class FakeMessenger(_Failing):
+    """Klaviyo: accepted events in ``sent``; a second event with the same ``unique_id`` is dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[EmailEvent] = []
+        self._ids: set[str] = set()
+        self.dropped: list[EmailEvent] = []
+
+    def send(self, event: EmailEvent) -> None:
+        failure = self._enter("send", event)
+        if event.unique_id in self._ids:
+            self.dropped.append(event)
+        else:
+            self._ids.add(event.unique_id)
+            self.sent.append(event)
+        return self._exit(failure, None)
+
+    # helpers for tests
+    def to(self, email: str) -> list[EmailEvent]:
+        return [e for e in self.sent if e.email.lower() == email.lower()]
+
+    def of(self, metric: Any) -> list[EmailEvent]:
+        return [e for e in self.sent if e.metric == metric]
+
+    def by_id(self, unique_id: str) -> EmailEvent | None:
+        return next((e for e in self.sent if e.unique_id == unique_id), None)
+
+
+# -- Shopify ----------------------------------------------------------------------------------
+
+@dataclass
+class _LedgerCard:
+    card: ShopifyCard
+    code: str
+    customer_id: str | None
+    transactions: list[CardTransaction]
+
+
+class FakeGiftCardLedger(_Failing):
+    """Shopify gift cards: codes unique (case-insensitive), overdrafts refused, notes kept."""
+
+    def __init__(self, clock: FakeClock | None = None, currency: str = "USD") -> None:
+        super().__init__()
+        self.clock = clock or FakeClock()
+        self.currency = currency.upper()
+        self._cards: dict[str, _LedgerCard] = {}
+        self._ids = itertools.count(663920574770)
+        self._tx_ids = itertools.count(300000000001)
+
+    # -- test helpers -------------------------------------------------------------------------
+    def add_card(self, code: str, balance: str | Decimal | Money, *, currency: str | None = None,
+                 enabled: bool = True, expires_on: date | None = None, note: str = "",
+                 customer_email: str = "", order_name: str = "") -> ShopifyCard:
+        """A card that exists in Shopify (e.g. issued natively, before giftsync)."""
+        money = balance if isinstance(balance, Money) else Money.of(balance, currency or self.currency)
+        card = self._new_card(normalise_code(code), money, note, None, expires_on)
+        card.card.customer_email = customer_email
+        card.card.order_name = order_name
+        if not enabled:
+            self.deactivate(card.card.id)
+        return copy.deepcopy(card.card)
+
+    def deactivate(self, card_id: str) -> None:
+        c = self._cards[card_id]
+        c.card.enabled = False
+        c.card.deactivated_at = c.card.deactivated_at or self.clock.now()
+        c.card.updated_at = self.clock.now()
+
+    def adjust(self, card_id: str, delta: str | Decimal, note: str = "admin") -> None:
+        """An admin change made in Shopify's own UI."""
+        c = self._cards[card_id]
+        amount = Money(Decimal(str(delta)), c.card.balance.currency)
+        self._move(c, amount, note, None, "credit" if amount.amount > 0 else "debit")
+
+    def code_of(self, card_id: str) -> str:
+        return self._cards[card_id].code
+
+    def all_cards(self) -> list[ShopifyCard]:
+        return [copy.deepcopy(c.card) for c in self._cards.values()]
+
+    def balance_of(self, card_id: str) -> Money:
+        return self._cards[card_id].card.balance
+
+    # -- internals ----------------------------------------------------------------------------
+    def _new_card(self, code: str, amount: Money, note: str, customer_id: str | None,
+                  expires_on: date | None) -> _LedgerCard:
+        now = self.clock.now()
+        card_id = f"gid://shopify/GiftCard/{next(self._ids)}"
+        card = ShopifyCard(id=card_id, last4=code_last4(code), balance=amount, initial_value=amount,
+                           enabled=True, expires_on=expires_on, note=note, created_at=now, updated_at=now)
+        entry = _LedgerCard(card, code, customer_id, [])
+        self._cards[card_id] = entry
+        return entry
+
+    def _move(self, c: _LedgerCard, amount: Money, note: str, processed_at: datetime | None, kind: str) -> CardTransaction:
+        tx_kind = "GiftCardCreditTransaction" if kind == "credit" else "GiftCardDebitTransaction"
+        tx = CardTransaction(id=f"gid://shopify/{tx_kind}/{next(self._tx_ids)}", amount=amount, note=note,
+                             processed_at=processed_at or self.clock.now(), kind=kind)
+        c.transactions.append(tx)
+        c.card.balance = c.card.balance + amount
+        c.card.updated_at = self.clock.now()
+        return tx
+
+    def _refusal(self, c: _LedgerCard | None, amount: Money) -> MoveResult | None:
+        if c is None:
+            return MoveResult(error_code="GIFT_CARD_NOT_FOUND", error="The gift card could not be found.")
+        if not c.card.enabled or c.card.deactivated_at is not None:
+            return MoveResult(error_code="GIFT_CARD_DEACTIVATED", error="The gift card is deactivated.",
+                              balance=c.card.balance)
+        if c.card.expires_on is not None and c.card.expires_on < self.clock.now().date():
+            return MoveResult(error_code="GIFT_CARD_EXPIRED", error="The gift card has expired.",
+                              balance=c.card.balance)
+        if amount.amount <= 0:
+            return MoveResult(error_code="NEGATIVE_OR_ZERO_AMOUNT", error="A positive amount must be used.")
+        if amount.currency != c.card.balance.currency:
+            return MoveResult(error_code="MISMATCHING_CURRENCY", error="The currency does not match.")
+        return None
+
+    # -- port ---------------------------------------------------------------------------------
+    def get_card(self, card_id: str) -> ShopifyCard | None:
+        failure = self._enter("get_card", card_id)
+        c = self._cards.get(card_id)
+        return self._exit(failure, copy.deepcopy(c.card) if c else None)
+
+    def find_by_code(self, code: str) -> ShopifyCard | None:
+        failure = self._enter("find_by_code", code_last4(normalise_code(code)))   # log no whole code
+        wanted = normalise_code(code)
+        hits = [c for c in self._cards.values() if c.code.upper() == wanted]
+        return self._exit(failure, copy.deepcopy(hits[0].card) if len(hits) == 1 else None)
+
+    def create_card(self, *, code: str, amount: Money, note: str, customer_id: str | None = None,
+                    expires_on: date | None = None) -> CreateCardResult:
+        failure = self._enter("create_card", code_last4(code), amount, note)
+        code = normalise_code(code)
+        if not is_valid_code(code):
+            result = CreateCardResult(error="Code is invalid")
+        elif any(c.code.upper() == code for c in self._cards.values()):
+            result = CreateCardResult(code_taken=True, error="Code has already been taken")
+        elif amount.amount <= 0:
+            result = CreateCardResult(error="Initial value must be greater than 0")
+        else:
+            result = CreateCardResult(card=copy.deepcopy(self._new_card(code, amount, note, customer_id, expires_on).card))
+        return self._exit(failure, result)
+
+    def debit(self, card_id: str, amount: Money, *, note: str, processed_at: datetime | None = None) -> MoveResult:
+        failure = self._enter("debit", card_id, amount, note)
+        c = self._cards.get(card_id)
+        result = self._refusal(c, amount)
+        if result is None and c is not None:
+            if c.card.balance.amount < amount.amount:
+                result = MoveResult(error_code="INSUFFICIENT_FUNDS", balance=c.card.balance,
+                                    error="The gift card does not have sufficient funds to satisfy the request.")
+            else:
+                tx = self._move(c, -amount, note, processed_at, "debit")
+                result = MoveResult(transaction=tx, balance=c.card.balance)
+        return self._exit(failure, result)
+
+    def credit(self, card_id: str, amount: Money, *, note: str, processed_at: datetime | None = None) -> MoveResult:
+        failure = self._enter("credit", card_id, amount, note)
+        c = self._cards.get(card_id)
+        result = self._refusal(c, amount)
+        if result is None and c is not None:
+            tx = self._move(c, amount, note, processed_at, "credit")
+            result = MoveResult(transaction=tx, balance=c.card.balance)
+        return self._exit(failure, result)
+
+    def transactions(self, card_id: str, last: int = 50) -> list[CardTransaction]:
+        failure = self._enter("transactions", card_id)
+        c = self._cards.get(card_id)
+        return self._exit(failure, list(c.transactions[-last:]) if c else [])
+
+    def cards_updated(self, after_cursor: str | None = None, page_size: int = 100) -> tuple[list[ShopifyCard], str | None]:
+        failure = self._enter("cards_updated", after_cursor)
+        ordered = sorted(self._cards.values(), key=lambda c: (c.card.updated_at or EPOCH, c.card.id), reverse=True)
+        start = int(after_cursor) if after_cursor else 0
+        page = [copy.deepcopy(c.card) for c in ordered[start:start + page_size]]
+        nxt = str(start + page_size) if start + page_size < len(ordered) else None
+        return self._exit(failure, (page, nxt))
+
+
+# -- Airtable ---------------------------------------------------------------------------------
+
+def _load_schema() -> dict[str, dict[str, dict]]:
+    try:
+        data = json.loads(SCHEMA_PATH.read_text())
+    except OSError:   # installed without the config directory: accept any field
+        return {}
+    return {t["name"]: {f["name"]: f for f in t["fields"]} for t in data["tables"]}
+
+
+_SCHEMA = _load_schema()
+_DONE = {"Done", "Rejected"}
+_PENDING = {"", "New", "Processing"}
+
+
+def _when(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+class FakeCardBook(_Failing):
+    """The Airtable base in dicts. Form records are kept as Airtable field dicts."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        super().__init__()
+        self.clock = clock or FakeClock()
+        self._ids = itertools.count(1)
+        self.store_rows: dict[str, Store] = {}
+        self.forms: dict[FormTable, dict[str, dict[str, Any]]] = {t: {} for t in FormTable}
+        self.cards: dict[str, MirrorCard] = {}
+        self.receipts: dict[str, Receipt] = {}          # by receipt_id, in first-write order
+        self.status: dict[str, StatusRow] = {}
+
+    def new_id(self) -> str:
+        return f"rec{next(self._ids):014d}"
+
+    # -- test helpers -------------------------------------------------------------------------
+    def add_store(self, name: str, email: str = "", active: bool = True) -> str:
+        rid = self.new_id()
+        self.store_rows[rid] = Store(record_id=rid, name=name, email=email or f"{name.lower().replace(' ', '')}@shop.test", active=active)
+        return rid
+
+    def add_form(self, table: FormTable, fields: dict[str, Any]) -> str:
+        self._check_fields(table.value, fields)
+        rid = self.new_id()
+        self.forms[table][rid] = {"_created": self.clock.now(), **fields}
+        self.clock.advance(0.001)    # keep creation order strict
+        return rid
+
+    def add_redemption(self, code: Any, amount: Any, store: str | None, **extra: Any) -> str:
+        fields = {"Code": code, "Amount": amount, **extra}
+        if store:
+            fields["Store"] = [store]
+        return self.add_form(FormTable.REDEMPTIONS, fields)
+
+    def add_card_request(self, store: str | None, amount: Any, quantity: Any = 1, **extra: Any) -> str:
+        fields: dict[str, Any] = {"Amount": amount, "Quantity": quantity}
+        if store:
+            fields["Store"] = [store]
+        names = {"kind": "Kind", "serials": "Physical Serials", "recipient_name": "Recipient Name",
+                 "recipient_email": "Recipient Email", "purchaser_name": "Purchaser Name",
+                 "purchaser_email": "Purchaser Email", "is_gift": "Is Gift", "message": "Message", "staff": "Staff"}
+        for key, value in extra.items():
+            fields[names.get(key, key)] = value
+        return self.add_form(FormTable.CARD_REQUESTS, fields)
+
+    def add_balance_check(self, code: Any, email: Any) -> str:
+        return self.add_form(FormTable.BALANCE_CHECKS, {"Code": code, "Email": email})
+
+    def fields(self, table: FormTable, record_id: str) -> dict[str, Any]:
+        return dict(self.forms[table][record_id])
+
+    def all_receipts(self) -> list[Receipt]:
+        return list(self.receipts.values())
+
+    # -- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _check_fields(table: str, fields: dict[str, Any]) -> None:
+        schema = _SCHEMA.get(table)
+        if not schema:
+            return
+        for name, value in fields.items():
+            spec = schema.get(name)
+            if spec is None:
+                raise FatalError("airtable", f"UNKNOWN_FIELD_NAME: Unknown field name: {name!r} in {table}", status=422)
+            if spec["type"] == "singleSelect" and value not in (None, ""):
+                choices = {c["name"] for c in spec["options"]["choices"]}
+                if value not in choices:
+                    raise FatalError("airtable", f"INVALID_MULTIPLE_CHOICE_OPTIONS: {name}={value!r}", status=422)
+            if spec["type"] == "multipleRecordLinks" and value is not None and not (
+                    isinstance(value, list) and all(isinstance(v, str) and v.startswith("rec") for v in value)):
+                raise FatalError("airtable", f"INVALID_VALUE_FOR_COLUMN: {name} wants record ids", status=422)
+            if spec["type"] == "currency" and isinstance(value, float):
+                raise FatalError("airtable", f"floats are not allowed for money ({name})", status=422)
+
+    def _form(self, table: FormTable, rid: str, f: dict[str, Any]):
+        created = f.get("_created")
+        if table is FormTable.REDEMPTIONS:
+            return RedemptionForm(record_id=rid, code_raw=f.get("Code"), amount_raw=f.get("Amount"),
+                                  store_ids=list(f.get("Store") or []), staff=f.get("Staff") or "",
+                                  note=f.get("Note") or "", status=f.get("Status") or "",
+                                  attempt=f.get("Attempt") or "", card_ids=list(f.get("Card") or []),
+                                  outcome=f.get("Outcome") or "", notified=bool(f.get("Notified")),
+                                  created=created, reason=f.get("Reason") or "",
+                                  balance_after=f.get("Balance After"), processed_at=_when(f.get("Processed At")))
+        if table is FormTable.CARD_REQUESTS:
+            return CardRequestForm(record_id=rid, amount_raw=f.get("Amount"), quantity_raw=f.get("Quantity"),
+                                   kind=f.get("Kind") or "", serials_raw=f.get("Physical Serials") or "",
+                                   store_ids=list(f.get("Store") or []), recipient_name=f.get("Recipient Name") or "",
+                                   recipient_email=f.get("Recipient Email") or "",
+                                   purchaser_name=f.get("Purchaser Name") or "",
+                                   purchaser_email=f.get("Purchaser Email") or "", is_gift=bool(f.get("Is Gift")),
+                                   message=f.get("Message") or "", staff=f.get("Staff") or "",
+                                   status=f.get("Status") or "", attempt=f.get("Attempt") or "",
+                                   card_ids=list(f.get("Cards") or []), outcome=f.get("Outcome") or "",
+                                   notified=bool(f.get("Notified")), created=created, reason=f.get("Reason") or "",
+                                   processed_at=_when(f.get("Processed At")))
+        return BalanceCheckForm(record_id=rid, code_raw=f.get("Code"), email_raw=f.get("Email"),
+                                status=f.get("Status") or "", outcome=f.get("Outcome") or "",
+                                notified=bool(f.get("Notified")), created=created,
+                                processed_at=_when(f.get("Processed At")))
+
+    def _pending(self, table: FormTable, limit: int) -> list:
+        rows = [(rid, f) for rid, f in self.forms[table].items() if (f.get("Status") or "") in _PENDING]
+        rows.sort(key=lambda r: r[1]["_created"])
+        return [self._form(table, rid, f) for rid, f in rows[:limit]]
+
+    # -- forms (port) -------------------------------------------------------------------------
+    def pending_redemptions(self, limit: int = 100) -> list[RedemptionForm]:
+        failure = self._enter("pending_redemptions")
+        return self._exit(failure, self._pending(FormTable.REDEMPTIONS, limit))
+
+    def pending_card_requests(self, limit: int = 100) -> list[CardRequestForm]:
+        failure = self._enter("pending_card_requests")
+        return self._exit(failure, self._pending(FormTable.CARD_REQUESTS, limit))
+
+    def pending_balance_checks(self, limit: int = 100) -> list[BalanceCheckForm]:
+        failure = self._enter("pending_balance_checks")
+        return self._exit(failure, self._pending(FormTable.BALANCE_CHECKS, limit))
+
+    def unnotified(self, table: FormTable, limit: int = 100) -> list:
+        failure = self._enter("unnotified", table)
+        rows = [(rid, f) for rid, f in self.forms[table].items()
+                if (f.get("Status") or "") in _DONE and not f.get("Notified")]
+        rows.sort(key=lambda r: r[1]["_created"])
+        return self._exit(failure, [self._form(table, rid, f) for rid, f in rows[:limit]])
+
+    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:
+        failure = self._enter("update_forms", table, copy.deepcopy(updates))
+        for rid, fields in updates.items():
+            if rid not in self.forms[table]:
+                raise FatalError("airtable", f"NOT_FOUND: record {rid} not in {table.value}", status=404)
+            self._check_fields(table.value, fields)
+        for rid, fields in updates.items():
+            self.forms[table][rid].update(copy.deepcopy(fields))
+        return self._exit(failure, None)
+
+    def recent_balance_checks(self, since: datetime) -> list[BalanceCheckForm]:
+        failure = self._enter("recent_balance_checks", since)
+        out = []
+        for rid, f in self.forms[FormTable.BALANCE_CHECKS].items():
+            when = _when(f.get("Processed At"))
+            if (f.get("Status") or "") in _DONE and when is not None and when >= since:
+                out.append(self._form(FormTable.BALANCE_CHECKS, rid, f))
+        return self._exit(failure, out)
+
+    # -- cards (port) -------------------------------------------------------------------------
+    def card_by_hash(self, code_hash: str) -> MirrorCard | None:
+        failure = self._enter("card_by_hash", code_hash)
+        hit = next((c for c in self.cards.values() if c.code_hash and c.code_hash == code_hash), None)
+        return self._exit(failure, copy.deepcopy(hit))
+
+    def card_by_shopify_id(self, shopify_id: str) -> MirrorCard | None:
+        failure = self._enter("card_by_shopify_id", shopify_id)
+        hit = next((c for c in self.cards.values() if c.shopify_id == shopify_id), None)
+        return self._exit(failure, copy.deepcopy(hit))
+
+    def card(self, record_id: str) -> MirrorCard | None:
+        failure = self._enter("card", record_id)
+        return self._exit(failure, copy.deepcopy(self.cards.get(record_id)))
+
+    def cards_by_source_record(self, source_record: str) -> list[MirrorCard]:
+        failure = self._enter("cards_by_source_record", source_record)
+        return self._exit(failure, [copy.deepcopy(c) for c in self.cards.values() if c.source_record == source_record])
+
+    def save_cards(self, cards: list[MirrorCard]) -> list[MirrorCard]:
+        failure = self._enter("save_cards", [c.shopify_id for c in cards])
+        out = []
+        for card in cards:
+            if card.balance is not None and not isinstance(card.balance.amount, Decimal):
+                raise FatalError("airtable", "balance must be Decimal", status=422)
+            existing = next((c for c in self.cards.values() if c.shopify_id == card.shopify_id), None)
+            rid = existing.record_id if existing else (card.record_id if card.record_id in self.cards else self.new_id())
+            saved = dataclasses.replace(card, record_id=rid)
+            if saved.created is None:
+                saved.created = existing.created if existing and existing.created else self.clock.now()
+            self.cards[rid] = copy.deepcopy(saved)
+            out.append(copy.deepcopy(saved))
+        return self._exit(failure, out)
+
+    def set_balances(self, balances: dict[str, tuple[Money, datetime]]) -> None:
+        failure = self._enter("set_balances", copy.deepcopy(balances))
+        for rid in balances:
+            if rid not in self.cards:
+                raise FatalError("airtable", f"NOT_FOUND: card {rid}", status=404)
+        for rid, (balance, synced) in balances.items():
+            self.cards[rid].balance = balance
+            self.cards[rid].last_synced = synced
+        return self._exit(failure, None)
+
+    def iter_cards(self) -> Iterator[MirrorCard]:
+        failure = self._enter("iter_cards")
+        cards = [copy.deepcopy(c) for c in self.cards.values()]
+        self._exit(failure, None)
+        return iter(cards)
+
+    def set_card_status(self, record_id: str, status: CardStatus) -> None:
+        """Test helper (staff edit)."""
+        self.cards[record_id].status = status
+
+    # -- stores (port) ------------------------------------------------------------------------
+    def stores(self) -> dict[str, Store]:
+        failure = self._enter("stores")
+        return self._exit(failure, copy.deepcopy(self.store_rows))
+
+    # -- ledger (port) ------------------------------------------------------------------------
+    def append_receipts(self, receipts: list[Receipt]) -> None:
+        failure = self._enter("append_receipts", [r.receipt_id for r in receipts])
+        for r in receipts:
+            if not r.receipt_id:
+                raise FatalError("airtable", "Receipt ID is required", status=422)
+            self.receipts[r.receipt_id] = r
+        return self._exit(failure, None)
+
+    def receipts_for_card(self, card_record_id: str) -> list[Receipt]:
+        failure = self._enter("receipts_for_card", card_record_id)
+        rows = [r for r in self.receipts.values() if r.card_record_id == card_record_id]
+        rows.sort(key=lambda r: r.time)
+        return self._exit(failure, rows)
+
+    # -- status (port) ------------------------------------------------------------------------
+    def read_status(self, name: str) -> StatusRow | None:
+        failure = self._enter("read_status", name)
+        return self._exit(failure, copy.deepcopy(self.status.get(name)))
+
+    def write_status(self, row: StatusRow) -> StatusRow:
+        failure = self._enter("write_status", row.name)
+        existing = self.status.get(row.name)
+        saved = dataclasses.replace(row, record_id=existing.record_id if existing else (row.record_id or self.new_id()))
+        self.status[row.name] = copy.deepcopy(saved)
+        return self._exit(failure, copy.deepcopy(saved))
+
+
+__all__ = ["FakeCardBook", "FakeClock", "FakeGiftCardLedger", "FakeMessenger"]
