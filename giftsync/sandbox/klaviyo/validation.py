@@ -126,7 +126,7 @@ def _shown(value: Any) -> str:
 
 def _required(obj: dict, key: str, pointer: str) -> Any:
     if key not in obj:
-        raise invalid(f"'{key}' is a required property", pointer)
+        raise invalid(f"'{key}' is a required property", f"{pointer.rstrip('/')}/{key}")
     return obj[key]
 
 
