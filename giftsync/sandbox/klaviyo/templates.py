@@ -75,7 +75,12 @@ def to_text(value: Any) -> str:
 
 
 def _empty(value: Any) -> bool:
-    return value is _MISSING or value is None or value == "" or value is False or value == [] or value == {}
+    if value is _MISSING:
+        return True
+    try:
+        return not value  # Django truthiness: None, "", 0, False, [], {} are empty
+    except Exception:
+        return False
 
 
 def _floatformat(value: Any, arg: Any) -> Any:
