@@ -490,3 +490,33 @@ def test_serve_command_line(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_documented_seed_format():
+    seed = {
+        "account": {"id": "Sbx6Kq", "organization_name": "Example Gifts",
+                    "default_sender_email": "cards@example.com", "preferred_currency": "USD"},
+        "templates": {"Card Expiring": {"email": True, "subject": "s", "body": "b"}},
+        "metrics": ["Gift Card Issued", {"name": "Balance Check Answered", "id": "AbC123"}],
+        "profiles": [{"id": "01JSEEDPROFILE000000000000", "email": "store-main@example.com",
+                      "first_name": "Main", "organization": "Main Street store", "properties": {"store": "main"}}],
+        "events": [{"metric": "Gift Card Issued", "profile": {"email": "ann@example.com"},
+                    "properties": {"Last4": "1234"}, "value": 25, "unique_id": "seed-1",
+                    "time": "2026-01-01T10:00:00Z"}],
+    }
+    original = json.dumps(seed)
+    with start_twin("klaviyo", seed=seed) as server:
+        k = client(server)
+        assert k.Profiles.get_profile("01JSEEDPROFILE000000000000").data.attributes.organization == "Main Street store"
+        assert {m.id for m in k.Metrics.get_metrics().data} >= {"AbC123"}
+        acc = k.Accounts.get_accounts().data[0].attributes
+        assert acc.contact_information.organization_name == "Example Gifts"
+        [ann] = sandbox(server, "profiles", email="ann@example.com")
+        assert ann["lifetime_value"] == 25 and sandbox(server, "outbox") == []
+        k.Events.create_event(event_body(metric="Gift Card Issued", unique_id="seed-1"))
+        assert sandbox(server, "events")[-1]["dropped"] is True
+    assert json.dumps(seed) == original  # the seed is not modified
+    with pytest.raises(ValueError):
+        start_twin("klaviyo", seed={"profiles": [{"email": "x@example.com", "phone_number": "123"}]})
+    with pytest.raises(ValueError):
+        start_twin("klaviyo", seed={"templates": {"Bad": {"subject": "{{ event.X|nosuch }}"}}})

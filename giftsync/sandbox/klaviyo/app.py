@@ -459,14 +459,14 @@ class KlaviyoTwin(TwinApp):
                 if isinstance(m, dict) and m.get("id"):
                     self.events.metrics[m["name"]]["id"] = m["id"]
             for i, raw in enumerate(seed.get("profiles") or []):
-                raw = dict(raw)
+                raw = copy.deepcopy(raw)
                 pid = raw.pop("id", None)
                 attrs = profile_attributes(raw, f"/profiles/{i}", PROFILE_FIELDS + ("anonymous_id", "_kx"))
                 if self.profiles.owners(attrs):
                     raise ValueError(f"seed profile {i}: an identifier is used twice")
                 self.profiles.new(attrs, profile_id=pid)
             for i, raw in enumerate(seed.get("events") or []):
-                raw = dict(raw)
+                raw = copy.deepcopy(raw)
                 profile = raw.pop("profile", None) or {}
                 raw.setdefault("properties", {})
                 raw.setdefault("backfill", True)
