@@ -39,6 +39,8 @@ from .validation import (EVENT_PROFILE_FIELDS, MAX_EVENT_PAYLOAD, MAX_PROFILE_PA
 JSONAPI = "application/vnd.api+json"
 CURRENT_REVISION = "2026-10-15"          # what klaviyo-api 25.0.0 sends
 DEFAULT_MIN_REVISION = "2024-10-15"      # revisions are supported ~2 years
+# Klaviyo links its rate-limit docs page here; the twin keeps the member but names no real host
+RATE_LIMIT_DOCS = "/docs/rate_limits_and_error_handling#rate-limits"
 REVISION_RX = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.pre)?$")
 
 SCOPES = {
@@ -90,7 +92,7 @@ def throttled(retry_after: int) -> ApiError:
     unit = "second" if retry_after == 1 else "seconds"
     return ApiError(429, [error_object(
         429, f"Request was throttled. Expected available in {retry_after} {unit}.", pointer="/data",
-        links={"type": "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"})],
+        links={"type": RATE_LIMIT_DOCS})],
         headers={"Retry-After": str(retry_after)})
 
 
