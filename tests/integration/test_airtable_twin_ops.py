@@ -158,6 +158,8 @@ def test_state_file_keeps_data_across_restarts(tmp_path):
         assert "Extra" in [f.name for f in make_api(server.url).base(BASE).schema().table("Things").fields]
         nxt = things.create({"Name": "after restart"})
         assert nxt["id"] != rec["id"]
+        server.app.reset()                       # the seed is kept in the state file too
+        assert [r["id"] for r in things.all()] == ["recSeeded00000001"]
     finally:
         server.stop()
 

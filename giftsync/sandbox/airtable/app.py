@@ -166,10 +166,13 @@ class AirtableTwin(TwinApp):
         return ApiError(500, "SERVER_ERROR", "Server error").response()
 
     def snapshot(self) -> dict:
-        return {"version": 1, **self.store.snapshot()}
+        return {"version": 1, **self.store.snapshot(), "seed": self._initial}
 
     def restore(self, data: dict) -> None:
-        self.store.restore(copy.deepcopy(data))
+        data = copy.deepcopy(data)
+        if isinstance(data.get("seed"), dict):
+            self._initial = data.pop("seed")
+        self.store.restore(data)
 
     def reset(self) -> None:
         """Back to the seed the twin was created with (same ids); empty without a seed."""
