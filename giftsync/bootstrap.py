@@ -1,0 +1,239 @@
+"""The one place that builds adapters, the clock, the lease and the prongs from Settings.
+
+``build_app(settings)`` wires the real adapters (pyairtable, gql, klaviyo-api) with their
+rate budgets; ``build_fakes()`` wires the in-memory fakes of ``giftsync.adapters.fakes``
+(tests, demos). Both return an ``App``: the ports, the lease, the prong jobs and
+``app.daemon()`` (the scheduler). Nothing else in giftsync constructs an adapter.
+
+Rate budgets, shared by every prong thread (store redemptions first, see runtime/budget.py):
+
+- Airtable: ``GIFTSYNC_AIRTABLE_RATE`` requests/s per base (5, Airtable's limit), burst 5;
+- Shopify: the GraphQL cost bucket — starts at 50 points/s with a 1000-point bucket and
+  follows ``extensions.cost.throttleStatus`` once Shopify reports it;
+- Klaviyo: ``GIFTSYNC_KLAVIYO_RATE`` requests/s (10, the "M" tier), burst of the same size.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .config import PRONGS, Settings
+from .domain.codes import CodeHasher
+from .ports import CardBook, Clock, GiftCardLedger, Messenger
+from .runtime.budget import BACKGROUND, NORMAL, URGENT, RateBudget
+from .runtime.clock import SystemClock
+from .runtime.lease import Lease
+from .runtime.scheduler import Daemon, Notifier, ProngSpec, ShouldContinue, noop_prong
+
+log = logging.getLogger("giftsync.bootstrap")
+
+# Defaults when no Settings are given (build_fakes without settings).
+_DEFAULT_LEASE = dict(length=90.0, margin=15.0, settle=2.0)
+FAKE_CODE_SECRET = b"giftsync-fake-code-secret-for-tests-only!"
+
+
+@dataclass
+class App:
+    settings: Settings | None
+    clock: Clock
+    book: CardBook
+    ledger: GiftCardLedger
+    messenger: Messenger
+    lease: Lease
+    prongs: list[ProngSpec]
+    budgets: dict[str, Any] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    renew_interval: float = 15.0
+    misfire_grace: float = 30.0
+    hasher: CodeHasher | None = None
+    _daemon: Daemon | None = field(default=None, repr=False)
+
+    def prong(self, name: str) -> ProngSpec:
+        for p in self.prongs:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def daemon(self, *, heartbeat: Callable[[], Any] | None = None, notifier: Notifier | None = None) -> Daemon:
+        """The scheduler (built once). ``heartbeat`` defaults to systemd's WATCHDOG=1."""
+        if self._daemon is None:
+            notifier = notifier or Notifier()
+            self._daemon = Daemon(
+                self.lease, self.prongs, renew_interval=self.renew_interval,
+                misfire_grace=self.misfire_grace, stop=self.stop,
+                heartbeat=heartbeat if heartbeat is not None else notifier.watchdog,
+                book=self.book, clock=self.clock, notifier=notifier)
+        return self._daemon
+
+    @property
+    def scheduler(self) -> Daemon:
+        return self.daemon()
+
+    def close(self) -> None:
+        for port in (self.ledger, self.messenger, self.book):
+            closer = getattr(port, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001
+                    log.debug("close failed", exc_info=True)
+
+
+# -- budgets ------------------------------------------------------------------------------------
+
+def make_budgets(settings: Settings | None = None) -> dict[str, RateBudget]:
+    airtable_rate = settings.airtable_rate if settings else 5.0
+    klaviyo_rate = settings.klaviyo_rate if settings else 10.0
+    return {
+        "airtable": RateBudget("airtable", rate=airtable_rate, capacity=max(1.0, airtable_rate)),
+        "shopify": RateBudget("shopify", rate=50.0, capacity=1000.0),
+        "klaviyo": RateBudget("klaviyo", rate=klaviyo_rate, capacity=max(1.0, klaviyo_rate)),
+    }
+
+
+# -- real adapters --------------------------------------------------------------------------------
+
+def build_card_book(settings: Settings, budget: Any = None, clock: Clock | None = None) -> CardBook:
+    from .adapters.airtable import AirtableCardBook
+    kwargs: dict[str, Any] = {}
+    if clock is not None:
+        kwargs["monotonic"] = clock.monotonic
+    return AirtableCardBook(
+        settings.airtable_token.reveal(), settings.airtable_base_id,
+        endpoint_url=settings.airtable_api_url,
+        timeout=(3.05, settings.http_timeout_seconds),
+        budget=budget if budget is not None else make_budgets(settings)["airtable"],
+        currency=settings.default_currency, **kwargs)
+
+
+def build_ledger(settings: Settings, budget: Any = None) -> GiftCardLedger:
+    from .adapters.shopify import ShopifyGiftCardLedger
+    return ShopifyGiftCardLedger(
+        settings.shopify_shop, settings.shopify_access_token.reveal(),
+        api_version=settings.shopify_api_version, admin_url=settings.shopify_admin_url,
+        timeout=settings.http_timeout_seconds,
+        budget=budget if budget is not None else make_budgets(settings)["shopify"])
+
+
+def build_messenger(settings: Settings, budget: Any = None, clock: Clock | None = None) -> Messenger:
+    from .adapters.klaviyo import KlaviyoMessenger
+    kwargs: dict[str, Any] = {}
+    if clock is not None:
+        kwargs["clock"] = clock.now
+    return KlaviyoMessenger(
+        settings.klaviyo_api_key.reveal(), api_url=settings.klaviyo_api_url,
+        timeout=(3.05, settings.http_timeout_seconds),
+        budget=budget if budget is not None else make_budgets(settings)["klaviyo"], **kwargs)
+
+
+def build_lease(settings: Settings | None, book: CardBook, clock: Clock, holder: str | None = None) -> Lease:
+    if settings is None:
+        return Lease(book, clock, holder=holder, **_DEFAULT_LEASE)
+    return Lease(book, clock, holder=holder, length=settings.lease_seconds,
+                 margin=settings.lease_margin_seconds, settle=settings.lease_settle_seconds)
+
+
+# -- prongs -------------------------------------------------------------------------------------
+
+def store_options(settings: Settings | None) -> Any:
+    from .prongs.options import StoreOptions
+    if settings is None:
+        return StoreOptions()
+    return StoreOptions(
+        currency=settings.default_currency,
+        max_card_amount=settings.max_card_amount,
+        max_quantity=settings.max_quantity,
+        redemption_poll_seconds=settings.redemption_poll_seconds,
+        check_limit=settings.balance_check_limit,
+        check_window_seconds=settings.balance_check_window_seconds,
+        admin_email=settings.admin_email,
+    )
+
+
+def _interval(settings: Settings | None, name: str) -> float:
+    return settings.interval(name) if settings else 15.0
+
+
+def build_store_prong(settings: Settings | None, book: CardBook, ledger: GiftCardLedger,
+                      messenger: Messenger, clock: Clock, hasher: CodeHasher) -> ProngSpec:
+    """The store prong (redemptions, card requests, balance checks), or a no-op placeholder
+    while ``giftsync.prongs.store`` does not exist."""
+    try:
+        from .prongs.context import StoreContext
+        from .prongs.store import StoreProng
+    except ImportError as exc:
+        log.warning("store prong not available; registered as a no-op", extra={"error": str(exc)})
+        return noop_prong("store", _interval(settings, "store"))
+    ctx = StoreContext(book=book, ledger=ledger, messenger=messenger, clock=clock, hasher=hasher,
+                       options=store_options(settings))
+    prong = StoreProng(ctx)
+
+    def run(should_continue: ShouldContinue) -> Any:
+        return prong.run(stop=lambda: not should_continue())
+
+    # The prong sets URGENT around redemptions and NORMAL around card requests itself.
+    return ProngSpec("store", run, interval=_interval(settings, "store"), priority=NORMAL)
+
+
+def build_shopify_prongs(settings: Settings | None, book: CardBook, ledger: GiftCardLedger,
+                         messenger: Messenger, clock: Clock, hasher: CodeHasher) -> list[ProngSpec]:
+    """The Shopify purchases and redemptions prongs (the next issue): no-ops until they exist."""
+    return [noop_prong("shopify-purchases", _interval(settings, "shopify-purchases")),
+            noop_prong("shopify-redemptions", _interval(settings, "shopify-redemptions"))]
+
+
+def build_prongs(settings: Settings | None, book: CardBook, ledger: GiftCardLedger, messenger: Messenger,
+                 clock: Clock, hasher: CodeHasher) -> list[ProngSpec]:
+    prongs = [build_store_prong(settings, book, ledger, messenger, clock, hasher)]
+    prongs += build_shopify_prongs(settings, book, ledger, messenger, clock, hasher)
+    assert tuple(p.name for p in prongs) == PRONGS
+    return prongs
+
+
+# -- the two entry points --------------------------------------------------------------------------
+
+def build_app(settings: Settings, *, clock: Clock | None = None, holder: str | None = None) -> App:
+    """The real thing: adapters over the services (or the twins, when their URLs are set)."""
+    clock = clock or SystemClock()
+    budgets = make_budgets(settings)
+    book = build_card_book(settings, budgets["airtable"], clock)
+    ledger = build_ledger(settings, budgets["shopify"])
+    messenger = build_messenger(settings, budgets["klaviyo"], clock)
+    hasher = CodeHasher(settings.code_secret.reveal().encode())
+    lease = build_lease(settings, book, clock, holder)
+    prongs = build_prongs(settings, book, ledger, messenger, clock, hasher)
+    log.info("app built", extra={
+        "airtable": settings.airtable_api_url or "airtable.com", "base": settings.airtable_base_id,
+        "shopify": settings.shopify_admin_url or settings.shopify_shop,
+        "klaviyo": settings.klaviyo_api_url or "klaviyo.com", "holder": lease.holder_id})
+    return App(settings=settings, clock=clock, book=book, ledger=ledger, messenger=messenger, lease=lease,
+               prongs=prongs, budgets=budgets, renew_interval=settings.lease_renew_seconds,
+               misfire_grace=settings.misfire_grace_seconds, hasher=hasher)
+
+
+def build_fakes(settings: Settings | None = None, *, clock: Clock | None = None, holder: str | None = None,
+                book: CardBook | None = None, ledger: GiftCardLedger | None = None,
+                messenger: Messenger | None = None) -> App:
+    """The same wiring over the in-memory fakes (``app.book`` is a ``FakeCardBook`` …).
+    Any port can be passed in (e.g. a FakeCardBook subclass that fails)."""
+    from .adapters.fakes import FakeCardBook, FakeClock, FakeGiftCardLedger, FakeMessenger
+    clock = clock or FakeClock()
+    book = book if book is not None else FakeCardBook(clock)
+    ledger = ledger if ledger is not None else FakeGiftCardLedger(clock, currency=(
+        settings.default_currency if settings else "USD"))
+    messenger = messenger if messenger is not None else FakeMessenger()
+    secret = settings.code_secret.reveal().encode() if settings else FAKE_CODE_SECRET
+    hasher = CodeHasher(secret)
+    lease = build_lease(settings, book, clock, holder or "fake:1:0000")
+    prongs = build_prongs(settings, book, ledger, messenger, clock, hasher)
+    return App(settings=settings, clock=clock, book=book, ledger=ledger, messenger=messenger, lease=lease,
+               prongs=prongs, budgets={}, hasher=hasher,
+               renew_interval=settings.lease_renew_seconds if settings else 15.0,
+               misfire_grace=settings.misfire_grace_seconds if settings else 30.0)
+
+
+__all__ = ["App", "build_app", "build_fakes", "make_budgets", "build_card_book", "build_ledger",
+           "build_messenger", "build_lease", "build_prongs", "store_options",
+           "BACKGROUND", "NORMAL", "URGENT"]
