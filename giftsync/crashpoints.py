@@ -23,6 +23,7 @@ POINTS: dict[str, str] = {
     "redeem.email": "Klaviyo: store redemption email",
     "redeem.notified": "Airtable: redemption marked Notified",
     "redeem.mirror": "Airtable: Shopify-native card mirrored before its first store redemption",
+    "redeem.crm": "Klaviyo: CRM redemption event on the card holder's profile",
     # card request
     "request.claim": "Airtable: request set to Processing with its nonce",
     "request.create": "Shopify: giftCardCreate (one per card)",
@@ -37,6 +38,8 @@ POINTS: dict[str, str] = {
     "check.email": "Klaviyo: balance answer",
     "check.finish": "Airtable: check set to Done",
     "check.receipt": "Airtable: CHECK receipt",
+    "check.mirror": "Airtable: Shopify-native card mirrored on its first balance check",
+    "check.balance": "Airtable: card balance corrected from Shopify during a balance check",
     # lease
     "lease.take": "Airtable: Status lease written (take-over or start)",
     "lease.renew": "Airtable: Status lease renewed",

@@ -384,7 +384,7 @@ class FakeCardBook(_Failing):
 
     # -- internals ----------------------------------------------------------------------------
     @staticmethod
-    def _check_fields(table: str, fields: dict[str, Any]) -> None:
+    def _check_fields(table: str, fields: dict[str, Any], *, written_by_giftsync: bool = False) -> None:
         schema = _SCHEMA.get(table)
         if not schema:
             return
@@ -399,7 +399,7 @@ class FakeCardBook(_Failing):
             if spec["type"] == "multipleRecordLinks" and value is not None and not (
                     isinstance(value, list) and all(isinstance(v, str) and v.startswith("rec") for v in value)):
                 raise FatalError("airtable", f"INVALID_VALUE_FOR_COLUMN: {name} wants record ids", status=422)
-            if spec["type"] == "currency" and isinstance(value, float):
+            if written_by_giftsync and spec["type"] == "currency" and isinstance(value, float):
                 raise FatalError("airtable", f"floats are not allowed for money ({name})", status=422)
 
     def _form(self, table: FormTable, rid: str, f: dict[str, Any]):
@@ -459,7 +459,7 @@ class FakeCardBook(_Failing):
         for rid, fields in updates.items():
             if rid not in self.forms[table]:
                 raise FatalError("airtable", f"NOT_FOUND: record {rid} not in {table.value}", status=404)
-            self._check_fields(table.value, fields)
+            self._check_fields(table.value, fields, written_by_giftsync=True)
         for rid, fields in updates.items():
             self.forms[table][rid].update(copy.deepcopy(fields))
         return self._exit(failure, None)

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # ISO 4217 minor units for the currencies a shop is likely to use; others default to 2.
 MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "HUF": 2, "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3}
-_AMOUNT_TEXT = re.compile(r"^\d{1,12}(\.\d{1,12})?$")
+_AMOUNT_TEXT = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")   # ASCII digits only (\d matches "٥")
 
 
 def minor_units(currency: str) -> int:

@@ -1,0 +1,1 @@
+"""The jobs, written against ports only. The store prong: ``giftsync.prongs.store.StoreProng``."""

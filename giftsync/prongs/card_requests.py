@@ -1,0 +1,467 @@
+"""Card requests from shops: validate, claim with a nonce, create each card once ever
+(docs/adr/0002), mirror it, deliver it, relay it to the CRM, then finish and confirm.
+
+Per card i: code = CodeHasher.derive(nonce, i) (digital) or the printed serial (physical);
+reach("request.create") → create_card (AmbiguousError or code taken → find_by_code and adopt
+the card if its note is ours) → Gift Cards row → ISSUE/ACTIVATE receipt → delivery email
+(whole code: only here) → CRM "Gift Card Issued". Then the request goes Done with its cards
+linked and the nonce replaced by a non-secret id; store (and purchaser) confirmations follow.
+A request whose delivery emails did not all go out stays in Processing (its codes are only
+derivable while the nonce is there) and is resumed next cycle; Klaviyo drops duplicates.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable
+
+from ..crashpoints import reach
+from ..domain.cards import CardKind, CardSource, CardStatus, MirrorCard, ShopifyCard
+from ..domain.codes import is_valid_code, last4, mask, normalise_code
+from ..domain.emails import EmailEvent, Metric, valid_email
+from ..domain.forms import CardRequestForm, Store
+from ..domain.ledger import Activity
+from ..domain.money import InvalidAmount, Money, parse_amount
+from ..domain.outcomes import FormStatus, RequestOutcome
+from ..errors import AmbiguousError, RetriableError
+from ..runtime.budget import NORMAL, priority
+from ..ports import FormTable
+from .context import StoreContext, safe_call
+from .options import StoreOptions
+
+log = logging.getLogger("giftsync.card_requests")
+
+TABLE = FormTable.CARD_REQUESTS
+CREATE_SENDS = 3
+NONCE_PREFIX = "nonce:"
+DONE_PREFIX = "done:"
+_SERIAL_SPLIT = re.compile(r"[\n\r,;]+")
+_QUANTITY_TEXT = re.compile(r"^\d{1,6}$")
+
+
+class Invalid(Exception):
+    """A request that cannot be served; the reason is shown to the store."""
+
+
+class CreationRefused(Exception):
+    """Shopify refused a card mid-request (e.g. a serial taken since validation)."""
+
+
+@dataclass
+class Plan:
+    store: Store
+    amount: Money
+    quantity: int
+    kind: CardKind
+    serials: list[str]
+
+
+def note_for(record_id: str, index: int) -> str:
+    return f"giftsync:{record_id}:{index}"
+
+
+def parse_quantity(raw: object, maximum: int) -> int:
+    if raw is None or isinstance(raw, bool):
+        raise Invalid("Quantity is missing")
+    if isinstance(raw, int):
+        q = raw
+    elif isinstance(raw, (float, Decimal)):
+        if raw != raw or raw in (float("inf"), float("-inf")) or int(raw) != raw:
+            raise Invalid("Quantity must be a whole number")
+        q = int(raw)
+    elif isinstance(raw, str) and _QUANTITY_TEXT.match(raw.strip()):
+        q = int(raw.strip())
+    else:
+        raise Invalid("Quantity must be a whole number")
+    if q < 1 or q > maximum:
+        raise Invalid(f"Quantity must be between 1 and {maximum}")
+    return q
+
+
+def split_serials(raw: object) -> list[str]:
+    return [normalise_code(part) for part in _SERIAL_SPLIT.split(str(raw or "")) if normalise_code(part)]
+
+
+def masked_serials(raw: object) -> str:
+    return "\n".join(mask(last4(s)) if is_valid_code(s) else "(invalid serial removed)" for s in split_serials(raw))
+
+
+def done_attempt(nonce: str) -> str:
+    """A non-secret id for a finished request (the nonce itself must not stay in the base)."""
+    return DONE_PREFIX + hashlib.sha256(nonce.encode()).hexdigest()[:12]
+
+
+class CardRequests:
+    def __init__(self, ctx: StoreContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def options(self) -> StoreOptions:
+        return self.ctx.options
+
+    # -- the poll -----------------------------------------------------------------------------
+    def run(self, between_cards: Callable[[], object] | None = None, stop=lambda: False) -> int:
+        between = between_cards or (lambda: None)
+        with priority(NORMAL):
+            forms = self.ctx.book.pending_card_requests(self.options.batch_size)
+            if not forms:
+                return 0
+            stores = self.ctx.book.stores()
+        done = 0
+        for form in forms:
+            if stop():
+                break
+            serials = split_serials(form.serials_raw)
+            if safe_call(log, "card request", form.record_id,
+                         lambda f=form: self.process(f, stores, between, stop), serials):
+                done += 1
+        return done
+
+    # -- one request --------------------------------------------------------------------------
+    def process(self, form: CardRequestForm, stores: dict[str, Store], between: Callable[[], object] = lambda: None,
+                stop=lambda: False) -> None:
+        rid = form.record_id
+        resumed = form.status == FormStatus.PROCESSING.value
+        with priority(NORMAL):
+            try:
+                plan = self.validate(form, stores, resumed=resumed)
+            except Invalid as exc:
+                if resumed:
+                    # Cards may exist already: never reject blindly; an admin must look.
+                    self.ctx.notifier.alert(f"request-stuck:{rid}", "Card request stuck in Processing",
+                                            f"record={rid} no longer validates after its claim: {exc}",
+                                            source=f"{TABLE.value}/{rid}")
+                    log.warning("card request record=%s left in Processing: %s", rid, exc)
+                    return
+                self._reject(form, stores, str(exc))
+                return
+            if resumed:
+                nonce = form.attempt[len(NONCE_PREFIX):] if form.attempt.startswith(NONCE_PREFIX) else ""
+                if not nonce:
+                    self._fail(form, plan, [], "The request was claimed but its attempt is missing; "
+                                               "check Shopify for cards with note giftsync:" + rid)
+                    return
+                log.info("card request resumed record=%s quantity=%d", rid, plan.quantity)
+            else:
+                nonce = secrets.token_hex(16)
+                reach("request.claim")
+                self.ctx.book.update_forms(TABLE, {rid: {"Status": FormStatus.PROCESSING.value,
+                                                         "Attempt": NONCE_PREFIX + nonce}})
+                log.info("card request claimed record=%s quantity=%d kind=%s amount=%s",
+                         rid, plan.quantity, plan.kind.value, plan.amount)
+            existing = {c.code_hash: c for c in self.ctx.book.cards_by_source_record(rid)} if resumed else {}
+
+        cards: list[MirrorCard] = []
+        delivered_all = True
+        for i in range(plan.quantity):
+            if i and stop():
+                log.info("card request paused record=%s at card %d (stopping)", rid, i)
+                return
+            if i:
+                between()               # serve shop customers waiting on a redemption first
+            with priority(NORMAL):
+                code = plan.serials[i] if plan.kind is CardKind.PHYSICAL else self.ctx.hasher.derive(nonce, i)
+                try:
+                    card = self._card(form, plan, i, code, existing.get(self.ctx.hasher.hash(code)), resumed)
+                except CreationRefused as exc:
+                    self._fail(form, plan, cards, f"card {i + 1} of {plan.quantity}: {exc}", nonce=nonce)
+                    return
+                cards.append(card)
+                if not self._deliver(form, plan, i, code, card):
+                    delivered_all = False
+                self._crm(form, plan, card)
+        if not delivered_all:
+            log.warning("card request record=%s kept in Processing: delivery emails failed; retried next cycle", rid)
+            return
+        with priority(NORMAL):
+            self._finish(form, plan, cards, nonce)
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, form: CardRequestForm, stores: dict[str, Store], *, resumed: bool = False) -> Plan:
+        store = stores.get(form.store_ids[0]) if form.store_ids else None
+        if store is None or not store.active:
+            raise Invalid("The store is missing or not active")
+        try:
+            amount = parse_amount(form.amount_raw, self.options.currency, maximum=self.options.max_card_amount)
+        except InvalidAmount as exc:
+            raise Invalid(exc.reason) from None
+        quantity = parse_quantity(form.quantity_raw, self.options.max_quantity)
+        kind_text = (form.kind or CardKind.DIGITAL.value).strip().capitalize()
+        try:
+            kind = CardKind(kind_text)
+        except ValueError:
+            raise Invalid("Kind must be Digital or Physical") from None
+        recipient, purchaser = form.recipient_email.strip(), form.purchaser_email.strip()
+        if recipient and not valid_email(recipient):
+            raise Invalid("Recipient Email is not a valid address")
+        if purchaser and not valid_email(purchaser):
+            raise Invalid("Purchaser Email is not a valid address")
+        if kind is CardKind.DIGITAL and not recipient:
+            raise Invalid("A digital card needs a Recipient Email (the code is sent there)")
+        if form.is_gift and not purchaser:
+            raise Invalid("A gift needs a Purchaser Email (the purchaser gets a confirmation)")
+        serials: list[str] = []
+        if kind is CardKind.PHYSICAL:
+            serials = split_serials(form.serials_raw)
+            if len(serials) != quantity:
+                raise Invalid(f"A physical request needs one serial per card: {quantity} card(s), "
+                              f"{len(serials)} serial(s)")
+            for n, serial in enumerate(serials, 1):
+                if not is_valid_code(serial):
+                    raise Invalid(f"Serial {n} must be 8 to 20 letters and digits")
+            if len(set(serials)) != len(serials):
+                raise Invalid("The same serial appears twice")
+            for n, serial in enumerate(serials, 1):
+                used = self.ctx.book.card_by_hash(self.ctx.hasher.hash(serial))
+                if used is not None and not (resumed and used.source_record == form.record_id):
+                    raise Invalid(f"Serial {n} ({mask(last4(serial))}) is already used by a card")
+                if not resumed and self.ctx.ledger.find_by_code(serial) is not None:
+                    raise Invalid(f"Serial {n} ({mask(last4(serial))}) is already used by a card in Shopify")
+        return Plan(store=store, amount=amount, quantity=quantity, kind=kind, serials=serials)
+
+    # -- one card -----------------------------------------------------------------------------
+    def _card(self, form: CardRequestForm, plan: Plan, i: int, code: str, mirror: MirrorCard | None,
+              resumed: bool) -> MirrorCard:
+        rid = form.record_id
+        activity = Activity.ACTIVATE if plan.kind is CardKind.PHYSICAL else Activity.ISSUE
+        receipt_id = f"{activity.value.lower()}:{rid}:{i}"
+        if mirror is not None:
+            # Mirrored before a crash: write its receipt only if it is missing (a late rewrite
+            # would put an old balance after newer movements).
+            if not any(r.receipt_id == receipt_id for r in self.ctx.book.receipts_for_card(mirror.record_id)):
+                self._receipt(form, plan, i, mirror, plan.amount)
+            return mirror
+        shop = self._adopt(code, rid, i) if resumed else None
+        if shop is None:
+            shop = self._create(code, plan, rid, i)
+        else:
+            log.info("card adopted record=%s index=%d card=%s", rid, i, mask(shop.last4))
+        now = self.ctx.clock.now()
+        card = MirrorCard(
+            record_id=None, shopify_id=shop.id, last4=shop.last4, balance=shop.balance,
+            code_hash=self.ctx.hasher.hash(code), initial_value=shop.initial_value or plan.amount,
+            status=CardStatus.ACTIVE, kind=plan.kind, source=CardSource.STORE_REQUEST,
+            recipient_name=form.recipient_name, recipient_email=form.recipient_email.strip(),
+            purchaser_name=form.purchaser_name, purchaser_email=form.purchaser_email.strip(),
+            store_record_id=plan.store.record_id, expires_on=shop.expires_on, created=shop.created_at or now,
+            last_synced=now, source_record=rid)
+        reach("request.mirror")
+        saved = self.ctx.book.save_cards([card])[0]
+        self._receipt(form, plan, i, saved, shop.balance)
+        return saved
+
+    def _receipt(self, form: CardRequestForm, plan: Plan, i: int, card: MirrorCard, balance: Money) -> None:
+        activity = Activity.ACTIVATE if plan.kind is CardKind.PHYSICAL else Activity.ISSUE
+        self.ctx.write_receipts("request.receipt", [self.ctx.receipt(
+            f"{activity.value.lower()}:{form.record_id}:{i}", activity, card_record_id=card.record_id,
+            card_masked=card.masked, amount=plan.amount, balance_after=balance,
+            store_record_id=plan.store.record_id, source=f"{TABLE.value}/{form.record_id}",
+            outcome=RequestOutcome.ISSUED.value, correlation_id=note_for(form.record_id, i),
+            details=f"card {i + 1} of {plan.quantity}, {plan.kind.value}" + (f", staff={form.staff}" if form.staff else ""))])
+
+    def _adopt(self, code: str, rid: str, i: int) -> ShopifyCard | None:
+        """The card with this code, if it is ours (note matches); None if there is none."""
+        shop = self.ctx.ledger.find_by_code(code)
+        if shop is None:
+            return None
+        if shop.note and shop.note != note_for(rid, i):
+            raise CreationRefused(f"code {mask(last4(code))} already belongs to another card")
+        return shop
+
+    def _create(self, code: str, plan: Plan, rid: str, i: int) -> ShopifyCard:
+        note = note_for(rid, i)
+        for _ in range(CREATE_SENDS):
+            reach("request.create")
+            try:
+                result = self.ctx.ledger.create_card(code=code, amount=plan.amount, note=note)
+            except AmbiguousError as exc:
+                log.warning("card create ambiguous record=%s index=%d reason=%r; reading back", rid, i, exc.reason)
+                shop = self._adopt(code, rid, i)
+                if shop is not None:
+                    return shop
+                continue
+            if result.card is not None:
+                log.info("card created record=%s index=%d card=%s", rid, i, mask(result.card.last4))
+                return result.card
+            if result.code_taken:
+                shop = self._adopt(code, rid, i)
+                if shop is not None:
+                    return shop
+                raise RetriableError("shopify", "code reported taken but not found yet")
+            raise CreationRefused(result.error or "Shopify refused the card")
+        raise RetriableError("shopify", f"card create still ambiguous after {CREATE_SENDS} sends")
+
+    # -- emails -------------------------------------------------------------------------------
+    def _deliver(self, form: CardRequestForm, plan: Plan, i: int, code: str, card: MirrorCard) -> bool:
+        to = form.recipient_email.strip()
+        if not to:
+            return True                 # a physical card handed over with no address given
+        common = {"Card": card.masked, "Amount": plan.amount.plain(), "Currency": plan.amount.currency,
+                  "Recipient Name": form.recipient_name, "Purchaser Name": form.purchaser_name,
+                  "Message": form.message, "Store": plan.store.name,
+                  "Expires On": card.expires_on.isoformat() if card.expires_on else ""}
+        if plan.kind is CardKind.DIGITAL:
+            event = EmailEvent(metric=Metric.GIFT_CARD_DELIVERED, email=to, unique_id=f"request:{form.record_id}:deliver:{i}",
+                               properties={"Code": code, **common}, carries_code=True,
+                               first_name=form.recipient_name.split(" ")[0] if form.recipient_name else "")
+        else:
+            event = EmailEvent(metric=Metric.GIFT_CARD_ACTIVATED, email=to, unique_id=f"request:{form.record_id}:activate:{i}",
+                               properties=common,
+                               first_name=form.recipient_name.split(" ")[0] if form.recipient_name else "")
+        reach("request.deliver")
+        return self.ctx.notifier.send(event, source=f"{TABLE.value}/{form.record_id}",
+                                      store_record_id=plan.store.record_id, card_record_id=card.record_id,
+                                      card_masked=card.masked)
+
+    def _crm(self, form: CardRequestForm, plan: Plan, card: MirrorCard) -> None:
+        """CRM relay: the issue on the purchaser's profile (else the recipient's), with its value."""
+        identity = form.purchaser_email.strip() or form.recipient_email.strip()
+        source = f"{TABLE.value}/{form.record_id}"
+        if not identity:
+            self.ctx.write_receipts("request.receipt", [self.ctx.receipt(
+                f"crm:{card.shopify_id}", Activity.CRM, card_record_id=card.record_id, card_masked=card.masked,
+                store_record_id=plan.store.record_id, source=source, outcome="No customer identity",
+                correlation_id=card.shopify_id,
+                details="Card issued without purchaser or recipient email: no CRM event sent")])
+            self.ctx.notifier.alert(f"crm:{card.shopify_id}", "Card issued without a customer identity",
+                                    f"card={card.masked} request={form.record_id} store={plan.store.name}", source=source)
+            return
+        name = form.purchaser_name if form.purchaser_email.strip() else form.recipient_name
+        first, _, rest = (name or "").partition(" ")
+        event = EmailEvent(metric=Metric.GIFT_CARD_ISSUED, email=identity, unique_id=f"crm:issued:{card.shopify_id}",
+                           properties={"Card": card.masked, "Channel": "Store", "Store": plan.store.name,
+                                       "Order": "", "Kind": plan.kind.value, "Amount": plan.amount.plain(),
+                                       "Currency": plan.amount.currency, "Recipient Email": form.recipient_email.strip(),
+                                       "Recipient Name": form.recipient_name, "Source": source,
+                                       "Identity": "purchaser" if form.purchaser_email.strip() else "recipient"},
+                           value=plan.amount.amount, value_currency=plan.amount.currency,
+                           first_name=first, last_name=rest)
+        reach("request.crm")
+        self.ctx.notifier.send(event, source=source, store_record_id=plan.store.record_id,
+                               card_record_id=card.record_id, card_masked=card.masked)
+
+    def confirmations(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> list[EmailEvent]:
+        """Store confirmation and (gift) purchaser confirmation, from the finished record alone."""
+        events = []
+        currency = cards[0].balance.currency if cards else self.options.currency
+        try:
+            amount = parse_amount(form.amount_raw, currency).plain()
+        except InvalidAmount:
+            amount = str(form.amount_raw or "")[:30]
+        masked = [c.masked for c in cards]
+        to_store = store.email if store and store.active and valid_email(store.email) else self.options.admin_email
+        if valid_email(to_store):
+            events.append(EmailEvent(
+                metric=Metric.STORE_REQUEST_PROCESSED, email=to_store.strip(), unique_id=f"request:{form.record_id}:store",
+                properties={"Record": form.record_id, "Outcome": form.outcome, "Reason": form.reason,
+                            "Quantity": len(cards) if cards else str(form.quantity_raw or "")[:10],
+                            "Amount": amount, "Currency": currency, "Kind": form.kind or CardKind.DIGITAL.value,
+                            "Cards": masked, "Recipient Email": form.recipient_email.strip(),
+                            "Recipient Name": form.recipient_name, "Staff": form.staff,
+                            "Store": store.name if store else ""}))
+        if form.is_gift and cards and valid_email(form.purchaser_email):
+            events.append(EmailEvent(
+                metric=Metric.PURCHASE_CONFIRMED, email=form.purchaser_email.strip(),
+                unique_id=f"request:{form.record_id}:purchaser",
+                properties={"Recipient Email": form.recipient_email.strip(), "Recipient Name": form.recipient_name,
+                            "Purchaser Name": form.purchaser_name, "Amount": amount, "Currency": currency,
+                            "Quantity": len(cards), "Kind": form.kind or CardKind.DIGITAL.value, "Cards": masked,
+                            "Message": form.message, "Store": store.name if store else ""}))
+        return events
+
+    def notify(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> bool:
+        ok = True
+        for event in self.confirmations(form, store, cards):
+            reach("request.email")
+            ok = self.ctx.notifier.send(event, source=f"{TABLE.value}/{form.record_id}",
+                                        store_record_id=store.record_id if store else None) and ok
+        if ok:
+            reach("request.notified")
+            self.ctx.book.update_forms(TABLE, {form.record_id: {"Notified": True}})
+        return ok
+
+    def resend(self, stop=lambda: False) -> int:
+        forms = self.ctx.book.unnotified(TABLE, self.options.batch_size)
+        if not forms:
+            return 0
+        stores = self.ctx.book.stores()
+        sent = 0
+        for form in forms:
+            if stop():
+                break
+
+            def again(f: CardRequestForm = form) -> None:
+                nonlocal sent
+                cards = [c for c in (self.ctx.book.card(cid) for cid in f.card_ids) if c is not None]
+                store = stores.get(f.store_ids[0]) if f.store_ids else None
+                if self.notify(f, store, cards):
+                    sent += 1
+            safe_call(log, "card request email resend", form.record_id, again)
+        return sent
+
+    # -- endings ------------------------------------------------------------------------------
+    def _finish(self, form: CardRequestForm, plan: Plan, cards: list[MirrorCard], nonce: str) -> None:
+        rid = form.record_id
+        now = self.ctx.clock.now()
+        fields: dict = {"Status": FormStatus.DONE.value, "Outcome": RequestOutcome.ISSUED.value, "Reason": "",
+                        "Cards": [c.record_id for c in cards], "Attempt": done_attempt(nonce), "Processed At": now}
+        if form.serials_raw:
+            fields["Physical Serials"] = masked_serials(form.serials_raw)
+        reach("request.finish")
+        self.ctx.book.update_forms(TABLE, {rid: fields})
+        log.info("card request done record=%s cards=%d kind=%s", rid, len(cards), plan.kind.value)
+        finished = dataclasses.replace(form, status=FormStatus.DONE.value, outcome=RequestOutcome.ISSUED.value,
+                                       reason="", card_ids=[c.record_id for c in cards],
+                                       serials_raw=fields.get("Physical Serials", ""), attempt=fields["Attempt"],
+                                       processed_at=now)
+        self.notify(finished, plan.store, cards)
+
+    def _reject(self, form: CardRequestForm, stores: dict[str, Store], reason: str) -> None:
+        rid = form.record_id
+        now = self.ctx.clock.now()
+        store = stores.get(form.store_ids[0]) if form.store_ids else None
+        self.ctx.write_receipts("request.receipt", [self.ctx.receipt(
+            f"reject:{rid}", Activity.REJECT, store_record_id=store.record_id if store else None,
+            source=f"{TABLE.value}/{rid}", outcome=RequestOutcome.REJECTED.value, correlation_id=rid,
+            details=reason[:500])])
+        fields: dict = {"Status": FormStatus.REJECTED.value, "Outcome": RequestOutcome.REJECTED.value,
+                        "Reason": reason, "Processed At": now}
+        if form.serials_raw:
+            fields["Physical Serials"] = masked_serials(form.serials_raw)
+        if form.attempt.startswith(NONCE_PREFIX):
+            fields["Attempt"] = done_attempt(form.attempt[len(NONCE_PREFIX):])
+        reach("request.finish")
+        self.ctx.book.update_forms(TABLE, {rid: fields})
+        log.info("card request rejected record=%s reason=%r", rid, reason)
+        finished = dataclasses.replace(form, status=FormStatus.REJECTED.value, outcome=RequestOutcome.REJECTED.value,
+                                       reason=reason, serials_raw=fields.get("Physical Serials", ""), processed_at=now)
+        self.notify(finished, store, [])
+
+    def _fail(self, form: CardRequestForm, plan: Plan, cards: list[MirrorCard], reason: str, *, nonce: str = "") -> None:
+        """Shopify refused a card mid-request: keep what was issued, end the request Rejected/Failed."""
+        rid = form.record_id
+        now = self.ctx.clock.now()
+        self.ctx.write_receipts("request.receipt", [self.ctx.receipt(
+            f"reject:{rid}", Activity.REJECT, store_record_id=plan.store.record_id, source=f"{TABLE.value}/{rid}",
+            outcome=RequestOutcome.FAILED.value, correlation_id=rid,
+            details=f"{reason}; {len(cards)} card(s) issued before the failure"[:500])])
+        fields: dict = {"Status": FormStatus.REJECTED.value, "Outcome": RequestOutcome.FAILED.value,
+                        "Reason": f"{reason}; {len(cards)} card(s) issued", "Processed At": now,
+                        "Cards": [c.record_id for c in cards]}
+        if nonce:
+            fields["Attempt"] = done_attempt(nonce)
+        if form.serials_raw:
+            fields["Physical Serials"] = masked_serials(form.serials_raw)
+        reach("request.finish")
+        self.ctx.book.update_forms(TABLE, {rid: fields})
+        self.ctx.notifier.alert(f"request-failed:{rid}", "Card request failed",
+                                f"record={rid}: {fields['Reason']}", source=f"{TABLE.value}/{rid}")
+        finished = dataclasses.replace(form, status=FormStatus.REJECTED.value, outcome=RequestOutcome.FAILED.value,
+                                       reason=fields["Reason"], card_ids=fields["Cards"],
+                                       serials_raw=fields.get("Physical Serials", ""), processed_at=now)
+        self.notify(finished, plan.store, cards)

@@ -1,0 +1,66 @@
+"""What every store-prong module needs: the ports, the hasher, the options, the notifier,
+plus the small helpers they share (receipts, attempt ids, safe per-record processing)."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from ..crashpoints import reach
+from ..domain.codes import CodeHasher, mask_text_codes
+from ..domain.ledger import Activity, Channel, Receipt
+from ..ports import CardBook, Clock, GiftCardLedger, Messenger
+from .notify import Notifier
+from .options import StoreOptions
+
+INVALID_CODE_NOTE = "(invalid code removed)"
+
+
+@dataclass
+class StoreContext:
+    book: CardBook
+    ledger: GiftCardLedger
+    messenger: Messenger
+    clock: Clock
+    hasher: CodeHasher
+    options: StoreOptions = field(default_factory=StoreOptions)
+    notifier: Notifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.notifier = Notifier(self.messenger, self.book, self.clock, self.options)
+
+    def receipt(self, receipt_id: str, activity: Activity, *, channel: Channel = Channel.STORE, **kw) -> Receipt:
+        return Receipt(receipt_id=receipt_id, time=self.clock.now(), activity=activity, channel=channel, **kw)
+
+    def write_receipts(self, point: str, receipts: Iterable[Receipt]) -> None:
+        rows = list(receipts)
+        if rows:
+            reach(point)
+            self.book.append_receipts(rows)
+
+
+def new_attempt_id() -> str:
+    """A non-secret id of one processing attempt (for Attempt fields and correlation)."""
+    return "att-" + secrets.token_hex(6)
+
+
+def safe_call(log: logging.Logger, what: str, record_id: str, fn: Callable[[], object],
+              codes: Iterable[str] = ()) -> bool:
+    """Run one record's work; an unexpected error is logged (codes masked, no traceback text
+    that could carry them) and the record is left for the next cycle. Never raises."""
+    try:
+        fn()
+        return True
+    except Exception as exc:  # noqa: BLE001 — one bad record never stops the job
+        where = ""
+        tb = traceback.extract_tb(exc.__traceback__)
+        if tb:
+            frame = tb[-1]
+            where = f"{os.path.basename(frame.filename)}:{frame.lineno}"
+        message = mask_text_codes(str(exc), [c for c in codes if c])[:300]
+        log.warning("%s failed record=%s error=%s where=%s message=%r; left for the next cycle",
+                    what, record_id, type(exc).__name__, where, message)
+        return False

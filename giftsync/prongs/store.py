@@ -1,0 +1,92 @@
+"""The store prong: one cycle = redemptions, card requests (serving new redemptions between
+cards), balance checks, then the emails of finished records that did not go out.
+
+The runtime builds it once and calls ``run_once()`` from its interval job::
+
+    prong = StoreProng(book, ledger, messenger, clock, CodeHasher(secret), StoreOptions(...),
+                       stop=lambda: stopping.is_set() or not lease.valid())
+    report = prong.run_once()
+
+``stop`` is checked between records (and between the cards of a bulk request): the record in
+hand is finished, nothing new starts. A failing poll (an outside service down) is logged and
+the cycle goes on with the next step; one bad record never stops the job.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from ..domain.codes import CodeHasher
+from ..ports import CardBook, Clock, GiftCardLedger, Messenger
+from .balance_checks import BalanceChecks
+from .card_requests import CardRequests
+from .context import StoreContext
+from .options import StoreOptions
+from .redemptions import Redemptions
+
+log = logging.getLogger("giftsync.store")
+
+
+@dataclass
+class CycleReport:
+    redemptions: int = 0
+    card_requests: int = 0
+    balance_checks: int = 0
+    resent: int = 0
+    interleaved_polls: int = 0
+    errors: int = 0
+
+
+class StoreProng:
+    name = "store"
+
+    def __init__(self, book: CardBook, ledger: GiftCardLedger, messenger: Messenger, clock: Clock,
+                 hasher: CodeHasher, options: StoreOptions | None = None, *,
+                 stop: Callable[[], bool] = lambda: False) -> None:
+        self.ctx = StoreContext(book=book, ledger=ledger, messenger=messenger, clock=clock, hasher=hasher,
+                                options=options or StoreOptions())
+        self.stop = stop
+        self.redemptions = Redemptions(self.ctx)
+        self.card_requests = CardRequests(self.ctx)
+        self.balance_checks = BalanceChecks(self.ctx)
+        self._report = CycleReport()
+
+    def run_once(self) -> CycleReport:
+        report = self._report = CycleReport()
+        steps: list[tuple[str, Callable[[], int]]] = [
+            ("redemptions", lambda: self.redemptions.run(self.stop)),
+            ("card_requests", lambda: self.card_requests.run(self.between_cards, self.stop)),
+            ("balance_checks", lambda: self.balance_checks.run(self.stop)),
+            ("resent", self._resend),
+        ]
+        for name, step in steps:
+            if self.stop():
+                break
+            try:
+                count = step()
+                setattr(report, name, getattr(report, name) + count)
+            except Exception as exc:  # noqa: BLE001 — a poll failing (service down) ends this step only
+                report.errors += 1
+                log.warning("store step failed step=%s error=%s reason=%r", name, type(exc).__name__,
+                            getattr(exc, "reason", "")[:200])
+        log.info("store cycle redemptions=%d card_requests=%d balance_checks=%d resent=%d interleaved=%d errors=%d",
+                 report.redemptions, report.card_requests, report.balance_checks, report.resent,
+                 report.interleaved_polls, report.errors)
+        return report
+
+    def between_cards(self) -> None:
+        """Called between two card creations: serve new redemptions first when it is time."""
+        last = self.redemptions.last_poll
+        if last is not None and self.ctx.clock.monotonic() - last < self.ctx.options.redemption_poll_seconds:
+            return
+        try:
+            self._report.interleaved_polls += 1
+            self._report.redemptions += self.redemptions.run(self.stop)
+        except Exception as exc:  # noqa: BLE001 — never break the request in hand
+            self._report.errors += 1
+            log.warning("interleaved redemption poll failed error=%s", type(exc).__name__)
+
+    def _resend(self) -> int:
+        return (self.redemptions.resend(self.stop) + self.card_requests.resend(self.stop)
+                + self.balance_checks.resend(self.stop))
