@@ -161,17 +161,20 @@ def build_store_prong(settings: Settings | None, book: CardBook, ledger: GiftCar
     """The store prong (redemptions, card requests, balance checks), or a no-op placeholder
     while ``giftsync.prongs.store`` does not exist."""
     try:
-        from .prongs.context import StoreContext
         from .prongs.store import StoreProng
     except ImportError as exc:
         log.warning("store prong not available; registered as a no-op", extra={"error": str(exc)})
         return noop_prong("store", _interval(settings, "store"))
-    ctx = StoreContext(book=book, ledger=ledger, messenger=messenger, clock=clock, hasher=hasher,
-                       options=store_options(settings))
-    prong = StoreProng(ctx)
+    current: list[ShouldContinue] = [lambda: False]
+    prong = StoreProng(book, ledger, messenger, clock, hasher, store_options(settings),
+                       stop=lambda: not current[0]())
 
     def run(should_continue: ShouldContinue) -> Any:
-        return prong.run(stop=lambda: not should_continue())
+        current[0] = should_continue        # the stop event and the lease, asked between records
+        try:
+            return prong.run_once()
+        finally:
+            current[0] = lambda: False
 
     # The prong sets URGENT around redemptions and NORMAL around card requests itself.
     return ProngSpec("store", run, interval=_interval(settings, "store"), priority=NORMAL)

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -70,6 +71,16 @@ class JobStats:
     running: bool = False
     last_error: str = ""
     last_result: Any = None
+
+
+def summary(result: Any) -> str:
+    """A cycle's result in a few words: ``redemptions=2 card_requests=1`` (non-zero counters)."""
+    if result is None:
+        return ""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        parts = [f"{k}={v}" for k, v in dataclasses.asdict(result).items() if v not in (0, None, "", [], {})]
+        return (" " + " ".join(parts)) if parts else ""
+    return f": {result}"
 
 
 class Notifier:
@@ -181,6 +192,11 @@ class Daemon:
             with priority(spec.priority):
                 result = spec.run(self.should_continue)
             stats.last_result = result
+            errors = getattr(result, "errors", 0)
+            if isinstance(errors, int) and errors > 0:     # the cycle went on past failed steps
+                ok = False
+                stats.failures += 1
+                error = stats.last_error = f"{errors} step(s) failed"
         except Exception as exc:  # noqa: BLE001 — a failed cycle never kills the daemon
             ok = False
             stats.failures += 1
@@ -199,7 +215,7 @@ class Daemon:
             with priority(BACKGROUND):
                 row = self.book.read_status(row_name) or StatusRow(name=row_name)
                 row.last_run = started
-                row.details = f"error: {error}" if error else ("ok" if result is None else f"ok: {result}")[:500]
+                row.details = ((f"error: {error}" if error else "ok") + summary(result))[:500]
                 self.book.write_status(row)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not record the prong's last run",
