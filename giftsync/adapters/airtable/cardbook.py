@@ -70,7 +70,8 @@ def unnotified_formula() -> Formula:
 
 
 def _oldest_first(records: list[dict]) -> list[dict]:
-    return sorted(records, key=lambda r: (r.get("createdTime") or "", r.get("id") or ""))
+    """By creation time; stable, so records of the same millisecond keep the server's order."""
+    return sorted(records, key=lambda r: r.get("createdTime") or "")
 
 
 class AirtableCardBook:

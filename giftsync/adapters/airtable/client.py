@@ -22,7 +22,8 @@ and the caller gets ``RetriableError``. 401/403/404/422 and other 4xx are ``Fata
 carrying Airtable's error type and message (never the token, never the query string, which
 may hold looked-up values).
 
-urllib3's own retry is limited to ``retry_strategy(read=0, status_forcelist=())``: it may
+urllib3's own retry is limited to ``retry_strategy(read=0, status_forcelist=(),
+respect_retry_after_header=False)``: it may
 re-open a connection that was refused (nothing was sent) but it never re-sends a request
 after a read timeout or a reset — pyairtable's default re-sends POSTs (reference §9.4).
 """
@@ -97,7 +98,9 @@ class BudgetedSession(retrying._RetryingSession):
     def __init__(self, budget: Any, *, retries: int = 2, backoff: float = 0.2,
                  rate_limit_pause: float = DEFAULT_RATE_LIMIT_PAUSE,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(retry_strategy(read=0, status_forcelist=(), total=1, connect=1, backoff_factor=0.1))
+        # urllib3 would still honour Retry-After on 413/429/503 for any method: switched off
+        super().__init__(retry_strategy(read=0, status_forcelist=(), total=1, connect=1, backoff_factor=0.1,
+                                        respect_retry_after_header=False))
         self.budget = budget
         self.retries = retries
         self.backoff = backoff
