@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from giftsync.adapters.fakes import FakeGiftCardLedger
+from giftsync.domain.codes import mask
+from giftsync.domain.emails import Metric
+from giftsync.domain.ledger import Activity
+from giftsync.errors import AmbiguousError, RetriableError
+from giftsync.ports import FormTable
+
+from .conftest import ADMIN, assert_ledger_adds_up, assert_no_whole_codes, usd
+
+Q = FormTable.CARD_REQUESTS
+
+
+def delivered_codes(world, rid):
+    return {e.unique_id: e.properties["Code"] for e in world.events(Metric.GIFT_CARD_DELIVERED)
+            if e.unique_id.startswith(f"request:{rid}:")}
+
+
+def test_digital_request_not_gift(world):
+    rid = world.book.add_card_request(world.store, "25.00", 3, kind="Digital", recipient_name="Rita Reed",
+                                      recipient_email="rita@example.test", staff="Ann")
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Done" and f["Outcome"] == "Cards issued" and f["Notified"] is True
+    assert f["Attempt"].startswith("done:") and len(f["Cards"]) == 3
+    codes = delivered_codes(world, rid)
+    assert len(codes) == 3 and len(set(codes.values())) == 3
+    for i, cid in enumerate(f["Cards"]):
+        card = world.book.cards[cid]
+        code = codes[f"request:{rid}:deliver:{i}"]
+        assert card.code_hash == world.hasher.hash(code) and card.last4 == code[-4:]
+        assert card.balance == usd("25.00") and card.source_record == rid and card.store_record_id == world.store
+        assert world.ledger.code_of(card.shopify_id) == code
+        assert world.book.receipts[f"issue:{rid}:{i}"].balance_after == usd("25.00")
+    for e in world.events(Metric.GIFT_CARD_DELIVERED):
+        assert e.carries_code and e.email == "rita@example.test"
+    crm = world.events(Metric.GIFT_CARD_ISSUED)
+    assert len(crm) == 3 and {e.email for e in crm} == {"rita@example.test"}
+    assert crm[0].value == Decimal("25.00") and crm[0].value_currency == "USD"
+    [store_mail] = world.events(Metric.STORE_REQUEST_PROCESSED)
+    assert store_mail.email == "main@shop.test" and len(store_mail.properties["Cards"]) == 3
+    assert world.events(Metric.PURCHASE_CONFIRMED) == []
+    assert_ledger_adds_up(world)
+    assert_no_whole_codes(world, codes.values())
+
+
+def test_delivery_happens_before_done(world):
+    rid = world.book.add_card_request(world.store, "10", 2, recipient_email="r@example.test")
+    seen = []
+    original = world.messenger.send
+
+    # record the request's status at every delivery (the code must be sent while Processing)
+    def send(event):
+        if event.metric is Metric.GIFT_CARD_DELIVERED:
+            seen.append(world.form(Q, rid).get("Status"))
+        return original(event)
+    world.messenger.send = send
+    world.run()
+    assert seen == ["Processing", "Processing"]
+
+
+def test_gift_request_confirms_to_purchaser(world):
+    rid = world.book.add_card_request(world.store, "40", 1, recipient_name="Kim", recipient_email="kim@example.test",
+                                      purchaser_name="Pat Buyer", purchaser_email="pat@example.test", is_gift=True,
+                                      message="Happy birthday")
+    world.run()
+    [conf] = world.events(Metric.PURCHASE_CONFIRMED)
+    assert conf.email == "pat@example.test" and conf.properties["Recipient Email"] == "kim@example.test"
+    assert "Code" not in conf.properties
+    [crm] = world.events(Metric.GIFT_CARD_ISSUED)
+    assert crm.email == "pat@example.test" and crm.properties["Identity"] == "purchaser"
+    assert world.form(Q, rid)["Status"] == "Done"
+
+
+def test_physical_request_uses_serials_and_masks_them(world):
+    serials = ["PHYS1234ABCD", "PHYS5678EFGH"]
+    rid = world.book.add_card_request(world.store, "30", 2, kind="Physical", serials="phys-1234-abcd\nPHYS 5678 EFGH")
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Done"
+    assert f["Physical Serials"] == f"{mask('ABCD')}\n{mask('EFGH')}"
+    for i, serial in enumerate(serials):
+        card = world.book.cards[f["Cards"][i]]
+        assert world.ledger.code_of(card.shopify_id) == serial and card.kind.value == "Physical"
+        assert world.book.receipts[f"activate:{rid}:{i}"].activity is Activity.ACTIVATE
+    assert world.events(Metric.GIFT_CARD_DELIVERED) == [] and world.events(Metric.GIFT_CARD_ACTIVATED) == []
+    # no purchaser and no recipient: CRM receipt per card and an alert
+    assert len([r for r in world.book.all_receipts() if r.activity is Activity.CRM]) == 2
+    assert len([e for e in world.events(Metric.ALERT) if e.email == ADMIN]) == 2
+    assert_no_whole_codes(world, serials)
+
+
+def test_physical_with_recipient_gets_activation_notice(world):
+    rid = world.book.add_card_request(world.store, "30", 1, kind="Physical", serials="SERIAL888888",
+                                      recipient_email="r@example.test")
+    world.run()
+    [act] = world.events(Metric.GIFT_CARD_ACTIVATED)
+    assert act.email == "r@example.test" and not act.carries_code and "Code" not in act.properties
+    assert world.form(Q, rid)["Status"] == "Done"
+
+
+@pytest.mark.parametrize("fields,reason", [
+    (dict(amount="600"), "maximum"),
+    (dict(amount="0"), "greater than zero"),
+    (dict(amount="abc"), "plain number"),
+    (dict(quantity=0), "between 1 and"),
+    (dict(quantity=41), "between 1 and"),
+    (dict(quantity="2.5"), "whole number"),
+    (dict(quantity=2.5), "whole number"),
+    (dict(recipient_email="not-an-email"), "Recipient Email"),
+    (dict(recipient_email=""), "Recipient Email"),
+    (dict(is_gift=True), "Purchaser Email"),
+    (dict(purchaser_email="x@"), "Purchaser Email"),
+    (dict(kind="Physical", serials="GOODSERIAL1"), "one serial per card"),
+    (dict(kind="Physical", serials="SHORT1\nGOODSERIAL2"), "Serial 1"),
+    (dict(kind="Physical", serials="GOODSERIAL1\ngoodserial1"), "twice"),
+    (dict(store=None), "store"),
+])
+def test_invalid_requests_are_rejected(world, fields, reason):
+    base = dict(amount="20", quantity=2, recipient_email="r@example.test", store=world.store)
+    base.update(fields)
+    store = base.pop("store")
+    amount, quantity = base.pop("amount"), base.pop("quantity")
+    rid = world.book.add_card_request(store, amount, quantity, **base)
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Rejected" and reason.lower() in f["Reason"].lower()
+    assert world.book.receipts[f"reject:{rid}"].activity is Activity.REJECT
+    assert world.ledger.count("create_card") == 0 and world.book.cards == {}
+    assert world.events(Metric.STORE_REQUEST_PROCESSED)[0].properties["Outcome"] == "Rejected"
+    assert "GOODSERIAL" not in repr(f)
+
+
+def test_serial_already_used_is_rejected(world):
+    code, _, _ = world.card("10", code="USEDSERIAL99")
+    rid = world.book.add_card_request(world.store, "20", 1, kind="Physical", serials="usedserial99")
+    world.run()
+    assert "already used" in world.form(Q, rid)["Reason"]
+    code2, _, _ = world.card("10", code="SHOPONLY9999", mirrored=False)
+    rid2 = world.book.add_card_request(world.store, "20", 1, kind="Physical", serials="SHOPONLY9999")
+    world.run()
+    assert "already used" in world.form(Q, rid2)["Reason"]
+    assert world.ledger.count("create_card") == 0
+
+
+def test_crash_mid_request_resumes_without_duplicates(world):
+    rid = world.book.add_card_request(world.store, "15", 5, recipient_email="r@example.test")
+    original = world.ledger.create_card
+
+    def create_card(**kw):
+        result = original(**kw)
+        if world.ledger.count("create_card") == 3:
+            raise RuntimeError("killed")       # applied in Shopify, the process died before hearing back
+        return result
+    world.ledger.create_card = create_card
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Processing" and f["Attempt"].startswith("nonce:")
+    assert len(world.ledger.all_cards()) == 3 and len(world.book.cards) == 2
+    first = delivered_codes(world, rid)
+    assert len(first) == 2
+    del world.ledger.create_card
+    world.prong = world.new_prong()              # a restarted daemon
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Done" and len(f["Cards"]) == 5
+    assert len(world.ledger.all_cards()) == 5 and len(world.book.cards) == 5
+    codes = delivered_codes(world, rid)
+    assert len(codes) == 5 and all(codes[k] == v for k, v in first.items())
+    deliveries = [e.unique_id for e in world.messenger.sent if e.metric is Metric.GIFT_CARD_DELIVERED]
+    assert len(deliveries) == len(set(deliveries)) == 5
+    assert len(world.events(Metric.GIFT_CARD_ISSUED)) == 5
+    assert_ledger_adds_up(world)
+    assert_no_whole_codes(world, codes.values())
+
+
+def test_ambiguous_create_is_adopted(world):
+    rid = world.book.add_card_request(world.store, "15", 2, recipient_email="r@example.test")
+    world.ledger.fail_next("create_card", AmbiguousError("shopify", "timeout"), applied=True)
+    world.run()
+    assert world.form(Q, rid)["Status"] == "Done"
+    assert len(world.ledger.all_cards()) == 2 and world.ledger.count("create_card") == 2
+
+
+def test_ambiguous_create_not_applied_is_sent_again(world):
+    rid = world.book.add_card_request(world.store, "15", 1, recipient_email="r@example.test")
+    world.ledger.fail_next("create_card", AmbiguousError("shopify", "reset"), applied=False)
+    world.run()
+    assert world.form(Q, rid)["Status"] == "Done"
+    assert len(world.ledger.all_cards()) == 1 and world.ledger.count("create_card") == 2
+
+
+def test_crash_between_create_and_mirror(world):
+    rid = world.book.add_card_request(world.store, "15", 2, recipient_email="r@example.test")
+    world.book.fail_next("save_cards", RetriableError("airtable", "503"))
+    world.run()
+    assert world.form(Q, rid)["Status"] == "Processing" and len(world.ledger.all_cards()) == 1
+    world.run()
+    assert world.form(Q, rid)["Status"] == "Done"
+    assert len(world.ledger.all_cards()) == 2 and len(world.book.cards) == 2
+
+
+def test_bulk_request_serves_redemptions_between_cards(world):
+    code, shop, _ = world.card("50")
+    rid = world.book.add_card_request(world.store, "10", 30, recipient_email="r@example.test")
+    original = world.ledger.create_card
+    arrivals = {}
+
+    def create_card(**kw):
+        n = world.ledger.count("create_card")
+        if n in (5, 17):                        # customers arrive at the counter mid-request
+            arrivals[n] = world.book.add_redemption(code, "1", world.store)
+        world.clock.advance(2.0)                # each card takes two seconds
+        return original(**kw)
+    world.ledger.create_card = create_card
+    report = world.run()
+    for n, red in arrivals.items():
+        f = world.form(FormTable.REDEMPTIONS, red)
+        assert f["Status"] == "Done"
+        waited = (f["Processed At"] - f["_created"]).total_seconds()
+        assert waited <= world.options.redemption_poll_seconds + 2.0   # at most one card's work past the poll
+    # each redemption was finished while the request was still Processing
+    writes = [(args[0], args[1]) for name, args in world.book.calls if name == "update_forms"]
+    req_done = next(i for i, (t, u) in enumerate(writes) if t is Q and u.get(rid, {}).get("Status") == "Done")
+    red_done = [i for i, (t, u) in enumerate(writes) if t is FormTable.REDEMPTIONS
+                and any(v.get("Status") == "Done" for v in u.values())]
+    assert len(red_done) == 2 and max(red_done) < req_done
+    assert report.redemptions == 2 and report.interleaved_polls >= 2
+    assert world.form(Q, rid)["Status"] == "Done" and len(world.ledger.all_cards()) == 31
+    assert world.ledger.balance_of(shop.id) == usd("48")
+
+
+def test_delivery_failure_keeps_request_processing_then_completes(world):
+    from giftsync.errors import RetriableError as RE
+    rid = world.book.add_card_request(world.store, "15", 2, recipient_email="r@example.test")
+    world.messenger.fail_next("send", RE("klaviyo", "503"), times=3)   # first delivery fails 3 times
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Processing" and f["Attempt"].startswith("nonce:")
+    failed = [r for r in world.book.all_receipts() if r.activity is Activity.EMAIL_FAILED]
+    assert len(failed) == 1 and failed[0].correlation_id == f"request:{rid}:deliver:0"
+    assert world.events(Metric.ALERT)
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Done" and len(world.ledger.all_cards()) == 2
+    assert len(world.events(Metric.GIFT_CARD_DELIVERED)) == 2
