@@ -71,6 +71,11 @@ class CustomerView:
         return self.rec["updatedAt"]
 
     @property
+    def defaultPhoneNumber(self):
+        p = self.rec.get("phone")
+        return {"phoneNumber": p} if p else None
+
+    @property
     def defaultEmailAddress(self):
         e = self.rec.get("email")
         return {"emailAddress": e} if e else None
