@@ -168,6 +168,10 @@ def test_update_forms_batches_by_ten_and_writes_domain_values(make):
     record = book.api.table(BASE, "Store Redemptions").get(recs[0]["id"])
     assert record["fields"]["Balance After"] == 9.9 and record["fields"]["Processed At"] == "2024-05-01T12:00:00.000Z"
     assert record["fields"]["Code"] == "•••• •••• •••• 0001"
+    book.update_forms(FormTable.REDEMPTIONS, {recs[0]["id"]: {"Notified": False, "Reason": "Card disabled",
+                                                              "Balance After": Decimal("9.95")}})
+    [again] = book.unnotified(FormTable.REDEMPTIONS)
+    assert (again.reason, again.balance_after, again.processed_at) == ("Card disabled", Decimal("9.95"), NOW)
 
 
 def test_update_forms_refuses_unknown_fields_before_any_request(make):
@@ -182,9 +186,12 @@ def test_recent_balance_checks(make):
         {"id": "recCheckOld00001", "fields": {"Code": "A", "Status": "Done", "Processed At": _iso(NOW - timedelta(hours=2))}},
         {"id": "recCheckNew00001", "fields": {"Code": "B", "Email": "c@example.test", "Status": "Done",
                                               "Processed At": _iso(NOW - timedelta(minutes=5))}},
-        {"id": "recCheckNew00002", "fields": {"Code": "C"}}]})
+        {"id": "recCheckNew00002", "fields": {"Code": "C"}},
+        {"id": "recCheckEdge0001", "fields": {"Code": "D", "Status": "Rejected", "Processed At": _iso(NOW - timedelta(hours=1))}},
+        {"id": "recCheckProc0001", "fields": {"Code": "E", "Status": "Processing", "Processed At": _iso(NOW)}}]})
     recent = book.recent_balance_checks(NOW - timedelta(hours=1))
-    assert [c.record_id for c in recent] == ["recCheckNew00001"]
+    assert sorted(c.record_id for c in recent) == ["recCheckEdge0001", "recCheckNew00001"]
+    assert {c.processed_at for c in recent} == {NOW - timedelta(hours=1), NOW - timedelta(minutes=5)}
     assert len(data_requests(twin)) == 1
 
 

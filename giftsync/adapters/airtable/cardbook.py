@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 from pyairtable.formulas import AND, BLANK, EQ, IS_AFTER, NOT, OR, RECORD_ID, Field, Formula
@@ -174,9 +174,13 @@ class AirtableCardBook:
             self.table(table.value).batch_update(records)
 
     def recent_balance_checks(self, since: datetime) -> list[BalanceCheckForm]:
-        """Checks processed after ``since`` (one list request)."""
+        """Checks Done/Rejected with Processed At >= ``since`` (one list request). Airtable
+        keeps milliseconds, so ">= since" is sent as "after since minus 1 ms"."""
         since = since.astimezone(timezone.utc)
-        formula = IS_AFTER(Field(FormF.PROCESSED_AT), since)
+        since = since.replace(microsecond=since.microsecond // 1000 * 1000) - timedelta(milliseconds=1)
+        status = Field(FormF.STATUS)
+        formula = AND(OR(EQ(status, FormStatus.DONE.value), EQ(status, FormStatus.REJECTED.value)),
+                      IS_AFTER(Field(FormF.PROCESSED_AT), since))
         records = _oldest_first(self._all(names.BALANCE_CHECKS, "recent balance checks", formula=formula))
         return [mapping.balance_check_from_record(r) for r in records]
 

@@ -128,7 +128,7 @@ class BudgetedSession(retrying._RetryingSession):
             except TRANSPORT_ERRORS as exc:
                 if last or (kind == CREATE and not _never_connected(exc)):
                     raise
-                log.warning("airtable %s %s failed (%s); retrying", method, _path(url), type(exc).__name__)
+                log.warning("airtable %s %s failed (%s); retrying", method.upper(), _path(url), type(exc).__name__)
                 self._wait(attempt, None)
                 continue
             if response.status_code == 429:
@@ -139,7 +139,7 @@ class BudgetedSession(retrying._RetryingSession):
                 retry_after = _retry_after(response)
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER:
                     return response
-                log.warning("airtable %s %s answered %s; retrying", method, _path(url), response.status_code)
+                log.warning("airtable %s %s answered %s; retrying", method.upper(), _path(url), response.status_code)
                 response.close()
                 self._wait(attempt, retry_after)
                 continue

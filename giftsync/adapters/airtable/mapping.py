@@ -250,6 +250,9 @@ def redemption_from_record(record: Mapping[str, Any]) -> RedemptionForm:
         outcome=_text(f, FormF.OUTCOME),
         notified=bool(f.get(FormF.NOTIFIED, False)),
         created=created_time(record),
+        reason=_text(f, FormF.REASON),
+        balance_after=decimal_from_cell(f.get(FormF.BALANCE_AFTER)),
+        processed_at=datetime_from_cell(f.get(FormF.PROCESSED_AT)),
     )
 
 
@@ -275,6 +278,8 @@ def card_request_from_record(record: Mapping[str, Any]) -> CardRequestForm:
         outcome=_text(f, FormF.OUTCOME),
         notified=bool(f.get(FormF.NOTIFIED, False)),
         created=created_time(record),
+        reason=_text(f, FormF.REASON),
+        processed_at=datetime_from_cell(f.get(FormF.PROCESSED_AT)),
     )
 
 
@@ -288,6 +293,7 @@ def balance_check_from_record(record: Mapping[str, Any]) -> BalanceCheckForm:
         outcome=_text(f, FormF.OUTCOME),
         notified=bool(f.get(FormF.NOTIFIED, False)),
         created=created_time(record),
+        processed_at=datetime_from_cell(f.get(FormF.PROCESSED_AT)),
     )
 
 

@@ -138,13 +138,17 @@ def test_card_read_defaults_and_unknown_status_is_not_redeemable():
 def test_redemption_form_mapping_keeps_raw_values_without_floats():
     rec = {"id": "recR", "createdTime": "2024-05-01T12:00:00.000Z",
            "fields": {"Code": " abcd-efgh ", "Amount": 12.3, "Store": ["recS"], "Status": "Processing",
-                      "Attempt": "a1", "Card": ["recC"], "Notified": True}}
+                      "Attempt": "a1", "Card": ["recC"], "Notified": True, "Reason": "r",
+                      "Balance After": 7.1, "Processed At": "2024-05-01T12:05:00.000Z"}}
     form = mapping.redemption_from_record(rec)
+    assert (form.reason, form.balance_after) == ("r", Decimal("7.1"))
+    assert form.processed_at == datetime(2024, 5, 1, 12, 5, tzinfo=timezone.utc)
     assert form.code_raw == " abcd-efgh " and form.amount_raw == Decimal("12.3")
     assert form.store_ids == ["recS"] and form.card_ids == ["recC"] and form.notified
     assert form.created == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
     empty = mapping.redemption_from_record({"id": "recE", "createdTime": "2024-05-01T12:00:00.000Z", "fields": {}})
     assert empty.code_raw is None and empty.amount_raw is None and empty.status == "" and not empty.notified
+    assert empty.reason == "" and empty.balance_after is None and empty.processed_at is None
 
 
 def test_card_request_and_balance_check_mapping():
