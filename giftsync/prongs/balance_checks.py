@@ -135,6 +135,7 @@ class BalanceChecks:
         event = EmailEvent(metric=Metric.BALANCE_CHECK_ANSWERED, email=email, unique_id=f"check:{rid}:answer",
                            properties=props)
         reach("check.email")
+        self.ctx.notified_this_cycle.add(rid)
         sent = self.ctx.notifier.send(event, source=f"{TABLE.value}/{rid}",
                                       card_record_id=card.record_id if card else None,
                                       card_masked=card.masked if card else None)
@@ -201,6 +202,8 @@ class BalanceChecks:
         for form in self.ctx.book.unnotified(TABLE, self.ctx.options.batch_size):
             if stop():
                 break
+            if form.record_id in self.ctx.notified_this_cycle:
+                continue
 
             def again(f: BalanceCheckForm = form) -> None:
                 nonlocal sent

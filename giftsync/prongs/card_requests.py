@@ -375,6 +375,7 @@ class CardRequests:
         return events
 
     def notify(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> bool:
+        self.ctx.notified_this_cycle.add(form.record_id)
         ok = True
         for event in self.confirmations(form, store, cards):
             reach("request.email")
@@ -394,6 +395,8 @@ class CardRequests:
         for form in forms:
             if stop():
                 break
+            if form.record_id in self.ctx.notified_this_cycle:
+                continue
 
             def again(f: CardRequestForm = form) -> None:
                 nonlocal sent

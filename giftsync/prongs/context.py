@@ -28,6 +28,8 @@ class StoreContext:
     hasher: CodeHasher
     options: StoreOptions = field(default_factory=StoreOptions)
     notifier: Notifier = field(init=False)
+    # Records whose emails were attempted in this cycle: the resend pass leaves them to the next.
+    notified_this_cycle: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.messenger, self.book, self.clock, self.options)

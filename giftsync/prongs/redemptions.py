@@ -272,6 +272,7 @@ class Redemptions:
                           unique_id=f"redemption:{form.record_id}:store", properties=props)
 
     def notify(self, form: RedemptionForm, store: Store | None, card: MirrorCard | None) -> bool:
+        self.ctx.notified_this_cycle.add(form.record_id)
         event = self.email_for(form, store, card)
         ok = True
         if event is not None:
@@ -295,6 +296,8 @@ class Redemptions:
         for form in forms:
             if stop():
                 break
+            if form.record_id in self.ctx.notified_this_cycle:
+                continue
 
             def again(f: RedemptionForm = form) -> None:
                 card = self.ctx.book.card(f.card_ids[0]) if f.card_ids else None

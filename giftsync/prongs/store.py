@@ -54,6 +54,7 @@ class StoreProng:
 
     def run_once(self) -> CycleReport:
         report = self._report = CycleReport()
+        self.ctx.notified_this_cycle.clear()
         steps: list[tuple[str, Callable[[], int]]] = [
             ("redemptions", lambda: self.redemptions.run(self.stop)),
             ("card_requests", lambda: self.card_requests.run(self.between_cards, self.stop)),
