@@ -269,7 +269,7 @@ class CardRequests:
         shop = self.ctx.ledger.find_by_code(code)
         if shop is None:
             return None
-        if shop.note and shop.note != note_for(rid, i):
+        if shop.note != note_for(rid, i):
             raise CreationRefused(f"code {mask(last4(code))} already belongs to another card")
         return shop
 

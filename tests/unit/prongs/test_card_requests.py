@@ -249,3 +249,29 @@ def test_delivery_failure_keeps_request_processing_then_completes(world):
     f = world.form(Q, rid)
     assert f["Status"] == "Done" and len(world.ledger.all_cards()) == 2
     assert len(world.events(Metric.GIFT_CARD_DELIVERED)) == 2
+
+
+def test_serial_taken_mid_request_fails_and_keeps_issued_cards(world):
+    rid = world.book.add_card_request(world.store, "20", 2, kind="Physical", serials="RACESERIAL01\nRACESERIAL02")
+    original = world.ledger.create_card
+
+    def create_card(**kw):
+        if world.ledger.count("create_card") == 1:
+            world.ledger.add_card("RACESERIAL02", "5", note="someone else")   # activated elsewhere meanwhile
+        return original(**kw)
+    world.ledger.create_card = create_card
+    world.run()
+    f = world.form(Q, rid)
+    assert (f["Status"], f["Outcome"]) == ("Rejected", "Failed") and len(f["Cards"]) == 1
+    assert "1 card(s) issued" in f["Reason"] and f["Attempt"].startswith("done:")
+    assert any("Card request failed" == e.properties.get("Subject") for e in world.events(Metric.ALERT))
+    assert_no_whole_codes(world, ["RACESERIAL01", "RACESERIAL02"])
+
+
+def test_resumed_request_that_no_longer_validates_is_left_with_an_alert(world):
+    rid = world.book.add_card_request(world.store, "20", 1, recipient_email="r@example.test")
+    world.book.update_forms(Q, {rid: {"Status": "Processing", "Attempt": "nonce:abc"}})
+    world.book.store_rows[world.store].active = False
+    world.run()
+    assert world.form(Q, rid)["Status"] == "Processing"
+    assert world.events(Metric.ALERT) and world.ledger.count("create_card") == 0
