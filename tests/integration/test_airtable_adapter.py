@@ -176,8 +176,9 @@ def test_update_forms_batches_by_ten_and_writes_domain_values(make):
 
 def test_update_forms_refuses_unknown_fields_before_any_request(make):
     twin, book = make()
-    with pytest.raises(ValueError):
+    with pytest.raises(FatalError) as info:
         book.update_forms(FormTable.BALANCE_CHECKS, {"recX": {"Balance After": Money.of("1", "EUR")}})
+    assert "UNKNOWN_FIELD_NAME" in info.value.reason
     assert data_requests(twin) == []
 
 
@@ -209,6 +210,9 @@ def test_save_cards_upserts_on_shopify_id_ten_per_request(make):
     assert [c.record_id for c in again] == [c.record_id for c in saved]
     assert len(list(book.iter_cards())) == 25
     assert book.card_by_shopify_id("gid://shopify/GiftCard/7").balance == Money(Decimal("45.55"), "EUR")
+    # a stale record id does not matter: the Shopify ID finds (or recreates) the row
+    [stale] = book.save_cards([card(7, record_id="recDeletedRow0001")])
+    assert stale.record_id == saved[7].record_id
 
 
 def test_card_lookups(make):
@@ -308,7 +312,8 @@ def test_status_rows_upsert_on_name_and_clear_cells(make):
     assert row.record_id and row.holder == "host:1:abc" and row.lease_until == until
     again = book.write_status(StatusRow("lease", state="Online", holder="host:2:def", heartbeat=NOW))
     assert again.record_id == row.record_id and again.lease_until is None
-    released = book.write_status(StatusRow("lease", record_id=row.record_id, state="Offline"))
+    released = book.write_status(StatusRow("lease", record_id="recStaleStatus001", state="Offline"))
+    assert released.record_id == row.record_id
     assert released.holder == "" and released.state == "Offline"
     book.write_status(StatusRow("cursor:shopify", cursor="abc", last_run=NOW))
     assert book.read_status("cursor:shopify").cursor == "abc"

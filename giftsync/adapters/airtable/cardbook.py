@@ -6,7 +6,7 @@ Requests per operation (n = records written):
   one list request (one more per further 100 matching records);
 - ``card_by_hash``, ``card_by_shopify_id``, ``card``, ``read_status``: one request;
 - ``update_forms``, ``set_balances``, ``save_cards``, ``append_receipts``: ⌈n/10⌉ requests;
-- ``write_status``: one request (an update by id, or an upsert on Name);
+- ``write_status``: one request (an upsert on Name);
 - ``stores``: one request per ``stores_ttl`` seconds (cached);
 - ``receipts_for_card``: two (the card's masked code, then the receipts filtered by it).
 
@@ -34,6 +34,7 @@ from ...domain.forms import BalanceCheckForm, CardRequestForm, RedemptionForm, S
 from ...domain.ledger import Receipt
 from ...domain.money import Money
 from ...domain.outcomes import FormStatus
+from ...errors import FatalError
 from ...ports import FormTable, StatusRow
 from . import mapping, names
 from .client import CLASSIFIED, BudgetedSession, GiftsyncApi, classify
@@ -135,8 +136,9 @@ class AirtableCardBook:
     def _check_fields(self, table: str, fields: Iterable[str]) -> None:
         known = self._fields.get(table, set())
         unknown = sorted(set(fields) - known)
-        if unknown:
-            raise ValueError(f"{table} has no field(s) {unknown} in config/base_schema.json")
+        if unknown:   # what Airtable would answer, without spending a request on it
+            raise FatalError("airtable", f"UNKNOWN_FIELD_NAME: {table} has no field(s) {unknown} "
+                             "in config/base_schema.json", status=422)
 
     # -- forms ------------------------------------------------------------------------------
     def _pending(self, table: FormTable, limit: int) -> list:
@@ -213,16 +215,12 @@ class AirtableCardBook:
         return [mapping.card_from_record(r, self.currency) for r in _oldest_first(records)]
 
     def save_cards(self, cards: list[MirrorCard]) -> list[MirrorCard]:
-        """Upsert on Shopify ID (records with a known id are updated by id), 10 a request.
-        Empty values are not sent, so saving never clears a cell. Idempotent."""
+        """Upsert on Shopify ID, 10 a request (``record_id`` is not needed: the key finds the
+        row, and a row deleted by staff is simply created again). Empty values are not sent,
+        so saving never clears a cell. Idempotent."""
         if not cards:
             return []
-        records = []
-        for card in cards:
-            record: dict[str, Any] = {"fields": mapping.card_fields(card)}
-            if card.record_id:
-                record["id"] = card.record_id
-            records.append(record)
+        records = [{"fields": mapping.card_fields(card)} for card in cards]
         with self._errors("save cards"):
             result = self.table(names.CARDS).batch_upsert(records, key_fields=[CardF.SHOPIFY_ID])
         return [mapping.card_from_record(r, self.currency) for r in result["records"]]
@@ -295,14 +293,12 @@ class AirtableCardBook:
         return None if record is None else mapping.status_from_record(record)
 
     def write_status(self, row: StatusRow) -> StatusRow:
-        """One request: an update by record id, or an upsert on Name (never a second row)."""
+        """One request, an upsert on Name: never a second row, whether or not ``record_id`` is
+        known. Every cell is written (empty ones cleared)."""
         fields = mapping.status_fields(row)
-        table = self.table(names.STATUS)
         with self._errors("write status"):
-            if row.record_id:
-                record = table.update(row.record_id, fields)
-            else:
-                record = table.batch_upsert([{"fields": fields}], key_fields=[StatusF.NAME])["records"][0]
+            result = self.table(names.STATUS).batch_upsert([{"fields": fields}], key_fields=[StatusF.NAME])
+        record = result["records"][0]
         return mapping.status_from_record(record)
 
     # -- schema (doctor / init-base) --------------------------------------------------------
