@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from graphql import (GraphQLError, GraphQLSchema, build_schema, execute, parse)
-from graphql.language import OperationDefinitionNode, FragmentDefinitionNode
+from graphql.language import FieldNode, FragmentDefinitionNode, InlineFragmentNode, OperationDefinitionNode
 
 from ..twin import Route, TwinApp, TwinRequest, TwinResponse, json_response
 from . import giftcards as G
@@ -121,6 +121,20 @@ def _pick_operation(document, operation_name: str | None):
     return None, "An operation name is required"
 
 
+def _first_root_field(selection_set, document) -> str | None:
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    for sel in selection_set.selections:
+        if isinstance(sel, FieldNode):
+            return sel.name.value
+        inner = sel.selection_set if isinstance(sel, InlineFragmentNode) else getattr(
+            fragments.get(sel.name.value), "selection_set", None)
+        if inner is not None:
+            found = _first_root_field(inner, document)
+            if found:
+                return found
+    return None
+
+
 class ShopifyTwin(TwinApp):
     name = "shopify"
 
@@ -187,10 +201,9 @@ class ShopifyTwin(TwinApp):
             body = req.json()
             doc = parse_cached(body["query"])
             op, _ = _pick_operation(doc, body.get("operationName"))
-            for sel in op.selection_set.selections:
-                name = getattr(sel, "name", None)
-                if name is not None and getattr(sel, "selection_set", None) is not None or hasattr(sel, "alias"):
-                    return sel.name.value
+            name = _first_root_field(op.selection_set, doc)
+            if name:
+                return name
         except Exception:  # noqa: BLE001 - any malformed request is just "graphql"
             pass
         return "graphql"

@@ -80,7 +80,7 @@ class _ShopifyRules(Visitor):
         self.op_vars: dict[str, Any] = {}
         self.used_vars: set[str] = set()
         self.op_node: OperationDefinitionNode | None = None
-        self.arg_stack: list[str] = []
+        self.field_names: list[str] = []
 
     # operations / fragments give the first path element
     def enter_operation_definition(self, node, *_):
@@ -107,6 +107,7 @@ class _ShopifyRules(Visitor):
     def enter_field(self, node: FieldNode, *_):
         key = node.alias.value if node.alias else node.name.value
         self.path.append(key)
+        self.field_names.append(node.name.value)
         parent = self.ti.get_parent_type()
         fdef = self.ti.get_field_def()
         name = node.name.value
@@ -144,14 +145,16 @@ class _ShopifyRules(Visitor):
     def leave_field(self, node, *_):
         if self.path:
             self.path.pop()
+        if self.field_names:
+            self.field_names.pop()
 
     def enter_argument(self, node, *_):
         self.path.append(node.name.value)
         arg = self.ti.get_argument()
         if arg is None:
             return
-        self._check_value(node.value, arg.type, f"Argument '{node.name.value}' on Field "
-                          f"'{self.ti.get_field_def().name if False else self._field_name()}'",
+        field = self.field_names[-1] if self.field_names else ""
+        self._check_value(node.value, arg.type, f"Argument '{node.name.value}' on Field '{field}'",
                           node.name.value, list(self.path))
 
     def leave_argument(self, node, *_):
@@ -182,10 +185,6 @@ class _ShopifyRules(Visitor):
                 f"({declared} / {expected})", node, list(self.path), code=code, variableName=name,
                 typeName=str(declared), argumentName=self.path[-1] if self.path else name, errorMessage=
                 "Nullability mismatch" if get_named_type(declared) == get_named_type(expected) else "Type mismatch"))
-
-    def _field_name(self) -> str:
-        fdef_node = None
-        return self.path[-2] if len(self.path) >= 2 else ""
 
     def _check_value(self, value_node, type_, label: str, arg_name: str, path: list) -> None:
         """Literal checks: missing required input-object fields, unknown fields, incompatible literals."""
