@@ -35,6 +35,7 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import quote
 
 import requests
 
@@ -502,6 +503,38 @@ class SandboxWorld:
         if r.status_code >= 400:
             raise RuntimeError(f"{name} {method} {path}: HTTP {r.status_code}: {r.text[:500]}")
         return r.json() if r.content else None
+
+    # -- the Shopify world: what customers and admins do online -----------------------------
+    def buy_online(self, email: str, lines: list[dict], *, gift_card_payments: list[dict] | None = None,
+                   **extra: Any) -> dict:
+        """A customer places an order: ``lines`` like ``[{"sku": "GS-CARD-50", "quantity": 1,
+        "properties": {"Recipient email": ...}}]``; ``gift_card_payments`` like
+        ``[{"code": ..., "amount": "10.00"}]``. Returns the order summary."""
+        body = {"email": email, "customer": {"email": email}, "lines": lines, **extra}
+        if gift_card_payments:
+            body["gift_card_payments"] = gift_card_payments
+        return self.control("shopify", "POST", "/__sandbox/shopify/orders", body)
+
+    def pay_online(self, email: str, code: str, amount: Any, *, sku: str = "SCARF-01", quantity: int = 1) -> dict:
+        """A customer buys ``sku`` and pays ``amount`` of it with the gift card ``code``."""
+        return self.buy_online(email, [{"sku": sku, "quantity": quantity}],
+                               gift_card_payments=[{"code": code, "amount": str(amount)}])
+
+    def refund_online(self, order_id: str, card: str, amount: Any, note: str | None = None) -> dict:
+        return self.control("shopify", "POST", f"/__sandbox/shopify/orders/{quote(order_id, safe='')}/refunds",
+                            {"gift_card": card, "amount": str(amount), "note": note})
+
+    def adjust_balance(self, card: str, amount: Any, note: str | None = None) -> dict:
+        """An admin changes a card's balance in the Shopify admin (``amount`` signed; ``card`` a GID or code)."""
+        return self.control("shopify", "POST", f"/__sandbox/shopify/cards/{quote(card, safe='')}/adjust",
+                            {"amount": str(amount), "note": note})
+
+    def shopify_cards(self) -> list[dict]:
+        """Every card in the Shopify twin (masked codes) with its transactions."""
+        return self.control("shopify", "GET", "/__sandbox/shopify/cards")["cards"]
+
+    def shopify_card(self, card: str) -> dict:
+        return next(c for c in self.shopify_cards() if c["id"] == card)
 
     def outbox(self, *, to: str | None = None, metric: str | None = None) -> list[dict]:
         params = {k: v for k, v in (("to", to), ("metric", metric)) if v}

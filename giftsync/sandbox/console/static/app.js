@@ -62,9 +62,11 @@ function when(v) {
   const d = new Date(v);
   if (isNaN(d)) return String(v);
   const today = new Date();
-  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const pad = (n) => String(n).padStart(2, "0");
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   if (d.toDateString() === today.toDateString()) return time;
-  return d.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" }) + " " + time;
+  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  return `${d.getDate()} ${months[d.getMonth()]} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 function pill(text, kind) {
@@ -139,9 +141,9 @@ async function loadInfo() {
       el("span", { class: "code", "data-test": "demo-code", text: grouped }),
       el("span", { class: "label", text: `${c.label} · ${money(c.initial)} initial` }),
       el("span", { class: "btns" },
-        el("button", { type: "button", text: "Redeem", onclick: () => useCode("redeem", c.code) }),
-        el("button", { type: "button", text: "Check balance", onclick: () => useCode("balance", c.code) }),
-        el("button", { type: "button", text: "Pay online", onclick: () => useCode("pay", c.code) })));
+        el("button", { type: "button", text: "Redeem", title: "Put this code in the redemption form", onclick: () => useCode("redeem", c.code) }),
+        el("button", { type: "button", text: "Balance", title: "Put this code in the balance-check form", onclick: () => useCode("balance", c.code) }),
+        el("button", { type: "button", text: "Pay online", title: "Pay for something online with this card", onclick: () => useCode("pay", c.code) })));
   }));
 
   const links = document.getElementById("twin-links");
@@ -190,7 +192,7 @@ function selectView(view) {
 // -- table rendering ---------------------------------------------------------------------------
 const COLUMNS = {
   "receipts": [
-    ["Time", (f, r) => when(f.Time || r.createdTime)],
+    ["Time", (f, r) => when(f.Time || r.createdTime), "nowrap"],
     ["Activity", (f) => pill(f.Activity || "", f.Activity === "REJECT" || f.Activity === "ALERT" ? "bad" : "")],
     ["Card", (f) => f["Card (masked)"] || "", "mono"],
     ["Amount", (f) => money(f.Amount, f.Currency), "num"],
@@ -202,7 +204,7 @@ const COLUMNS = {
     ["Details", (f) => f.Details || "", "wrap"],
   ],
   "store-redemptions": [
-    ["Submitted", (f, r) => when(r.createdTime)],
+    ["Submitted", (f, r) => when(r.createdTime), "nowrap"],
     ["Store", (f) => storeName(f.Store)],
     ["Code", (f) => f.Code || "", "mono"],
     ["Amount", (f) => money(f.Amount), "num"],
@@ -214,7 +216,7 @@ const COLUMNS = {
     ["Emailed", (f) => (f.Notified ? "✓" : "")],
   ],
   "card-requests": [
-    ["Submitted", (f, r) => when(r.createdTime)],
+    ["Submitted", (f, r) => when(r.createdTime), "nowrap"],
     ["Store", (f) => storeName(f.Store)],
     ["Amount", (f) => money(f.Amount), "num"],
     ["Qty", (f) => f.Quantity ?? "", "num"],
@@ -227,12 +229,12 @@ const COLUMNS = {
     ["Reason", (f) => f.Reason || "", "wrap"],
   ],
   "balance-checks": [
-    ["Submitted", (f, r) => when(r.createdTime)],
+    ["Submitted", (f, r) => when(r.createdTime), "nowrap"],
     ["Code", (f) => f.Code || "", "mono"],
     ["Email", (f) => f.Email || ""],
     ["Status", (f) => statusPill(f.Status)],
     ["Outcome", (f) => f.Outcome || ""],
-    ["Answered", (f) => when(f["Processed At"])],
+    ["Answered", (f) => when(f["Processed At"]), "nowrap"],
     ["Emailed", (f) => (f.Notified ? "✓" : "")],
   ],
   "gift-cards": [
@@ -245,7 +247,7 @@ const COLUMNS = {
     ["Store", (f) => storeName(f.Store)],
     ["Recipient", (f) => f["Recipient Email"] || ""],
     ["Order", (f) => f.Order || ""],
-    ["Last synced", (f) => when(f["Last Synced"])],
+    ["Last synced", (f) => when(f["Last Synced"]), "nowrap"],
   ],
 };
 
@@ -280,14 +282,13 @@ function renderShopifyCards(cards) {
     ["Balance", (c) => money(c.balance, c.currency), "num"],
     ["Initial", (c) => money(c.initialValue, c.currency), "num"],
     ["Status", (c) => statusPill(!c.enabled || c.deactivatedAt ? "Disabled" : (c.visible === false ? "Processing" : "Active"))],
-    ["Source", (c) => c.source || ""],
+    ["Source", (c) => ({ api_client: "app / import", purchased: "bought online", manual: "admin" }[c.source] || c.source || "")],
     ["Customer", (c) => (c.customer && state.customers[c.customer] ? state.customers[c.customer].email : (c.customer || ""))],
     ["Last change", (c) => {
       const tx = c.transactions || [];
       const t = tx[tx.length - 1];
       return t ? `${money(t.amount, c.currency)} ${t.note ? "· " + t.note : ""}` : "";
     }, "wrap"],
-    ["Updated", (c) => when(c.updatedAt)],
     ["", (c) => el("button", { type: "button", class: "small", "data-test": "adjust-card-button",
                                text: "Adjust…", onclick: () => startAdjust(c.id) })],
   ];
@@ -297,7 +298,7 @@ function renderShopifyCards(cards) {
 function renderShopifyOrders(orders) {
   const cols = [
     ["Order", (o) => o.name],
-    ["Placed", (o) => when(o.createdAt)],
+    ["Placed", (o) => when(o.createdAt), "nowrap"],
     ["Customer", (o) => o.email || ""],
     ["Items", (o) => (o.lines || []).map((l) => `${l.quantity} × ${l.title}${l.isGiftCard ? " (gift card)" : ""}`).join("\n"), "wrap"],
     ["Total", (o) => money(o.total, o.currency), "num"],
@@ -411,7 +412,7 @@ async function refreshOutboxCount() {
 }
 
 // -- following a submitted form record ------------------------------------------------------------
-async function followRecord(slug, id, box, render, emailMatch, before) {
+async function followRecord(slug, id, box, render, emailMatch, before, prefer) {
   const started = Date.now();
   let rec = null;
   let email = null;
@@ -422,7 +423,8 @@ async function followRecord(slug, id, box, render, emailMatch, before) {
       const finished = f.Status === "Done" || f.Status === "Rejected";
       if (finished && emailMatch && !email) {
         const emails = (await api("GET", "/api/outbox")).emails;
-        email = emails.find((m) => !before.has(m.id) && emailMatch(m, f)) || null;
+        const fresh = emails.filter((m) => !before.has(m.id) && emailMatch(m, f));
+        email = (prefer && fresh.find(prefer)) || fresh[fresh.length - 1] || null;
       }
       render(f, email);
       if (finished && (!emailMatch || email || Date.now() - started > 120000)) return;
@@ -489,7 +491,8 @@ function setupForms() {
         ["Reason", f.Reason, "result-reason"],
         ["Record", rec.id, "result-record"],
       ], done ? emailNote(email, `Waiting for the email to ${storeEmail}…`) : null);
-    }, (m, f) => m.to.toLowerCase() === storeEmail.toLowerCase() && (m.subject + m.body).toUpperCase().includes(typed.slice(-4)), before);
+    }, (m) => m.to.toLowerCase() === storeEmail.toLowerCase() && m.metric === "Store Redemption Processed", before,
+       (m) => (m.subject + m.body).toUpperCase().includes(typed.slice(-4)));
   });
 
   bindForm("request-form", "request-result", async (data, box, form) => {
