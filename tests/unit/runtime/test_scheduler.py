@@ -222,3 +222,49 @@ def test_notifier_sends_datagrams(tmp_path):
     finally:
         server.close()
     assert Notifier("").ready() is False
+
+
+SECOND_SIGNAL_SCRIPT = r"""
+import sys, threading
+from giftsync.adapters.fakes import FakeCardBook, FakeClock
+from giftsync.runtime.lease import Lease
+from giftsync.runtime.scheduler import Daemon, ProngSpec
+from giftsync.runtime import logs
+
+logs.setup(fmt="text", level="INFO", stream=sys.stderr)
+clock = FakeClock()
+book = FakeCardBook(clock)
+never = threading.Event()
+
+def stuck(should_continue):
+    print("in-hand", flush=True)
+    never.wait()          # a record that never finishes
+
+lease = Lease(book, clock, holder="t:1:1", settle=0)
+d = Daemon(lease, [ProngSpec("store", stuck, interval=0.02)], renew_interval=0.02)
+sys.exit(d.run_forever())
+"""
+
+
+def test_a_second_signal_exits_at_once(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", SECOND_SIGNAL_SCRIPT], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(root))
+    try:
+        assert proc.stdout.readline().strip() == "in-hand"
+        proc.send_signal(signal.SIGTERM)          # first: clean stop, waits for the record in hand
+        for line in proc.stderr:                  # wait until the first signal was handled
+            if "signal received" in line:
+                break
+        assert proc.poll() is None                # still waiting for the record in hand
+        proc.send_signal(signal.SIGTERM)          # second: out at once
+        assert proc.wait(20) == 128 + signal.SIGTERM
+        assert "second SIGTERM" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
