@@ -249,8 +249,11 @@ def setup(*, fmt: str = "text", level: str | int = "INFO", secrets: Iterable[str
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
     # Chatty libraries: their request lines may carry URLs with record ids; keep them quiet.
-    for noisy in ("urllib3", "apscheduler.scheduler", "apscheduler.executors", "gql", "requests"):
+    for noisy in ("urllib3", "gql", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # APScheduler's "skipped: maximum number of running instances" / "missed" warnings would
+    # repeat every interval while a long request runs; the scheduler reports them itself.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.captureWarnings(True)
     return handler
 

@@ -322,7 +322,7 @@ class Daemon:
             return EXIT_LEASE_HELD
         self.start(first_tick=False)
         self.notifier.ready()
-        while not self._wake.wait(0.5):
+        while not self._wake.wait(0.5) and not self.stop_event.is_set():
             pass
         # Shut down on a helper thread so that the main thread stays free for a second signal.
         stopper = threading.Thread(target=self.stop, name="stopper", daemon=True)
