@@ -99,6 +99,7 @@ def done_attempt(nonce: str) -> str:
 class CardRequests:
     def __init__(self, ctx: StoreContext) -> None:
         self.ctx = ctx
+        self.in_hand: list[str] = []        # codes of the request in hand (to mask them in error logs)
 
     @property
     def options(self) -> StoreOptions:
@@ -116,9 +117,9 @@ class CardRequests:
         for form in forms:
             if stop():
                 break
-            serials = split_serials(form.serials_raw)
+            self.in_hand = split_serials(form.serials_raw)
             if safe_call(log, "card request", form.record_id,
-                         lambda f=form: self.process(f, stores, between, stop), serials):
+                         lambda f=form: self.process(f, stores, between, stop), lambda: self.in_hand):
                 done += 1
         return done
 
@@ -166,6 +167,7 @@ class CardRequests:
                 between()               # serve shop customers waiting on a redemption first
             with priority(NORMAL):
                 code = plan.serials[i] if plan.kind is CardKind.PHYSICAL else self.ctx.hasher.derive(nonce, i)
+                self.in_hand.append(code)
                 try:
                     card = self._card(form, plan, i, code, existing.get(self.ctx.hasher.hash(code)), resumed)
                 except CreationRefused as exc:

@@ -50,7 +50,7 @@ def new_attempt_id() -> str:
 
 
 def safe_call(log: logging.Logger, what: str, record_id: str, fn: Callable[[], object],
-              codes: Iterable[str] = ()) -> bool:
+              codes: Iterable[str] | Callable[[], Iterable[str]] = ()) -> bool:
     """Run one record's work; an unexpected error is logged (codes masked, no traceback text
     that could carry them) and the record is left for the next cycle. Never raises."""
     try:
@@ -62,7 +62,8 @@ def safe_call(log: logging.Logger, what: str, record_id: str, fn: Callable[[], o
         if tb:
             frame = tb[-1]
             where = f"{os.path.basename(frame.filename)}:{frame.lineno}"
-        message = mask_text_codes(str(exc), [c for c in codes if c])[:300]
+        known = codes() if callable(codes) else codes
+        message = mask_text_codes(str(exc), [c for c in known if c])[:300]
         log.warning("%s failed record=%s error=%s where=%s message=%r; left for the next cycle",
                     what, record_id, type(exc).__name__, where, message)
         return False

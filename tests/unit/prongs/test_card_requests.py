@@ -275,3 +275,18 @@ def test_resumed_request_that_no_longer_validates_is_left_with_an_alert(world):
     world.run()
     assert world.form(Q, rid)["Status"] == "Processing"
     assert world.events(Metric.ALERT) and world.ledger.count("create_card") == 0
+
+
+def test_error_log_masks_derived_codes(world, caplog):
+    rid = world.book.add_card_request(world.store, "15", 1, recipient_email="r@example.test")
+    original = world.ledger.create_card
+
+    def create_card(**kw):
+        raise RuntimeError(f"GraphQL error for code {kw['code']}")
+    world.ledger.create_card = create_card
+    with caplog.at_level("DEBUG", logger="giftsync"):
+        world.run()
+    del world.ledger.create_card
+    world.run()
+    [code] = delivered_codes(world, rid).values()
+    assert "GraphQL error" in caplog.text and code not in caplog.text.upper()
