@@ -7,7 +7,10 @@ rate budgets; ``build_fakes()`` wires the in-memory fakes of ``giftsync.adapters
 
 Rate budgets, shared by every prong thread (store redemptions first, see runtime/budget.py):
 
-- Airtable: ``GIFTSYNC_AIRTABLE_RATE`` requests/s per base (5, Airtable's limit), burst 5;
+- Airtable: ``GIFTSYNC_AIRTABLE_RATE`` requests/s (default 4) without burst: Airtable allows 5
+  per second per base over *every* client, counted in a sliding second, with a 30 s penalty
+  past it — a bucket of capacity 1 never puts more than rate + 1 requests in any second.
+  One-off commands (``status``, ``unlock``: ``build_app(..., one_off=True)``) use 2/s;
 - Shopify: the GraphQL cost bucket — starts at 50 points/s with a 1000-point bucket and
   follows ``extensions.cost.throttleStatus`` once Shopify reports it;
 - Klaviyo: ``GIFTSYNC_KLAVIYO_RATE`` requests/s (10, the "M" tier), burst of the same size.
@@ -83,11 +86,16 @@ class App:
 
 # -- budgets ------------------------------------------------------------------------------------
 
-def make_budgets(settings: Settings | None = None) -> dict[str, RateBudget]:
-    airtable_rate = settings.airtable_rate if settings else 5.0
+ONE_OFF_AIRTABLE_RATE = 2.0
+
+
+def make_budgets(settings: Settings | None = None, *, one_off: bool = False) -> dict[str, RateBudget]:
+    airtable_rate = settings.airtable_rate if settings else 4.0
+    if one_off:
+        airtable_rate = min(airtable_rate, ONE_OFF_AIRTABLE_RATE)
     klaviyo_rate = settings.klaviyo_rate if settings else 10.0
     return {
-        "airtable": RateBudget("airtable", rate=airtable_rate, capacity=max(1.0, airtable_rate)),
+        "airtable": RateBudget("airtable", rate=airtable_rate, capacity=1.0),
         "shopify": RateBudget("shopify", rate=50.0, capacity=1000.0),
         "klaviyo": RateBudget("klaviyo", rate=klaviyo_rate, capacity=max(1.0, klaviyo_rate)),
     }
@@ -197,10 +205,12 @@ def build_prongs(settings: Settings | None, book: CardBook, ledger: GiftCardLedg
 
 # -- the two entry points --------------------------------------------------------------------------
 
-def build_app(settings: Settings, *, clock: Clock | None = None, holder: str | None = None) -> App:
-    """The real thing: adapters over the services (or the twins, when their URLs are set)."""
+def build_app(settings: Settings, *, clock: Clock | None = None, holder: str | None = None,
+              one_off: bool = False) -> App:
+    """The real thing: adapters over the services (or the twins, when their URLs are set).
+    ``one_off``: a short command next to a running daemon (a smaller Airtable budget)."""
     clock = clock or SystemClock()
-    budgets = make_budgets(settings)
+    budgets = make_budgets(settings, one_off=one_off)
     book = build_card_book(settings, budgets["airtable"], clock)
     ledger = build_ledger(settings, budgets["shopify"])
     messenger = build_messenger(settings, budgets["klaviyo"], clock)

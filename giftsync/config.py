@@ -22,7 +22,7 @@ from .errors import ConfigError
 
 DEFAULT_SHOPIFY_API_VERSION = "2026-07"
 MIN_CODE_SECRET_LENGTH = 32
-PRONGS = ("store", "shopify-purchases", "shopify-redemptions")
+PRONGS = ("store", "shopify-purchases", "shopify-redemptions", "reconcile")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -89,6 +89,11 @@ class Settings:
     redemption_poll_seconds: float = _env("GIFTSYNC_REDEMPTION_POLL_SECONDS")
     reconcile_schedule: str | None = _env("GIFTSYNC_RECONCILE_SCHEDULE")
     misfire_grace_seconds: float = _env("GIFTSYNC_MISFIRE_GRACE_SECONDS")
+    # --- online orders ---------------------------------------------------------------------
+    gift_card_skus: tuple = _env("GIFTSYNC_GIFT_CARD_SKUS")
+    order_tag: str = _env("GIFTSYNC_ORDER_TAG")
+    redemption_tag: str = _env("GIFTSYNC_REDEMPTION_TAG")
+    order_overlap_seconds: float = _env("GIFTSYNC_ORDER_OVERLAP_SECONDS")
     # --- lease ---------------------------------------------------------------------------
     lease_seconds: float = _env("GIFTSYNC_LEASE_SECONDS")
     lease_renew_seconds: float = _env("GIFTSYNC_LEASE_RENEW_SECONDS")
@@ -294,6 +299,15 @@ def _cron(raw: str) -> str | None:
     return raw
 
 
+def _skus(raw: str) -> tuple:
+    items = [part.strip() for part in re.split(r"[,\s]+", raw) if part.strip()]
+    for item in items:
+        if len(item) > 255 or any(ch in item for ch in "\"'"):
+            raise ValueError(f"malformed SKU {item[:40]!r}: no quotes, at most 255 characters")
+    return tuple(items)
+
+
+_TAG = r"[A-Za-z0-9][A-Za-z0-9 _.:-]{0,39}"
 _EMAIL = r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"
 _SPECS: dict[str, _Spec] = {
     "airtable_token": _Spec(_secret(), required=True, hint="an Airtable personal access token"),
@@ -317,6 +331,11 @@ _SPECS: dict[str, _Spec] = {
     "shopify_redemptions_interval": _Spec(_number(minimum=0.05, unit="seconds"), default="15"),
     "redemption_poll_seconds": _Spec(_number(minimum=0, unit="seconds"), default="5"),
     "reconcile_schedule": _Spec(_cron, default="30 3 * * *"),
+    "gift_card_skus": _Spec(_skus, default=""),
+    "order_tag": _Spec(_pattern(_TAG, "a tag of letters, digits, - _ . : (at most 40)"), default="giftsync-done"),
+    "redemption_tag": _Spec(_pattern(_TAG, "a tag of letters, digits, - _ . : (at most 40)"),
+                            default="giftsync-redeemed"),
+    "order_overlap_seconds": _Spec(_number(minimum=0, maximum=86400, unit="seconds"), default="600"),
     "misfire_grace_seconds": _Spec(_number(minimum=1, unit="seconds"), default="30"),
     "lease_seconds": _Spec(_number(minimum=1, unit="seconds"), default="90"),
     "lease_renew_seconds": _Spec(_number(minimum=0.05, unit="seconds"), default="15"),
@@ -329,7 +348,7 @@ _SPECS: dict[str, _Spec] = {
     "balance_check_limit": _Spec(_number(minimum=1, integer=True), default="5"),
     "balance_check_window_seconds": _Spec(_number(minimum=1, unit="seconds"), default="3600"),
     "http_timeout_seconds": _Spec(_number(minimum=0.1, maximum=600, unit="seconds"), default="20"),
-    "airtable_rate": _Spec(_number(minimum=0.1, maximum=100, unit="requests per second"), default="5"),
+    "airtable_rate": _Spec(_number(minimum=0.1, maximum=100, unit="requests per second"), default="4"),
     "klaviyo_rate": _Spec(_number(minimum=0.1, maximum=1000, unit="requests per second"), default="10"),
     "log_format": _Spec(_choice(LOG_FORMATS), default="text"),
     "log_level": _Spec(_choice(LOG_LEVELS, str.upper), default="INFO"),

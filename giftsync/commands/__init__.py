@@ -90,11 +90,13 @@ def settings_and_logging(args: argparse.Namespace):
     return settings
 
 
-def make_app(args: argparse.Namespace, settings: Any):
+def make_app(args: argparse.Namespace, settings: Any, *, one_off: bool = False):
     """The App: ``args._app_factory(settings)`` when the caller injected one (tests:
-    ``giftsync.bootstrap.build_fakes``), else ``giftsync.bootstrap.build_app``."""
+    ``giftsync.bootstrap.build_fakes``), else ``giftsync.bootstrap.build_app``. ``one_off``:
+    a short command that may run next to the daemon (status, unlock, doctor) and so takes a
+    smaller share of Airtable's 5 requests/s."""
     factory = getattr(args, "_app_factory", None)
-    if factory is None:
-        from ..bootstrap import build_app
-        factory = build_app
-    return factory(settings)
+    if factory is not None:
+        return factory(settings)
+    from ..bootstrap import build_app
+    return build_app(settings, one_off=one_off)

@@ -84,7 +84,7 @@ def render(data: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_and_logging(args)
-    app = make_app(args, settings)
+    app = make_app(args, settings, one_off=True)
     try:
         data = collect(app.book, app.clock, lease_length=app.lease.length)
     finally:

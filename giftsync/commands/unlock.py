@@ -28,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_and_logging(args)
-    app = make_app(args, settings)
+    app = make_app(args, settings, one_off=True)
     try:
         result = end_lease(app.book, app.clock, force=args.force, length=app.lease.length,
                            by=app.lease.holder_id)

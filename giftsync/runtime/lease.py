@@ -94,9 +94,6 @@ class LeaseOutcome:
     other: str = ""      # the other holder (held / race / lost / takeover)
     until: datetime | None = None
 
-    def __bool__(self) -> bool:
-        return self.ok
-
 
 class Lease:
     def __init__(self, book: CardBook, clock: Clock, *, holder: str | None = None,
@@ -147,7 +144,7 @@ class Lease:
         with self._io:
             outcome = self.renew() if self.held else self.acquire()
             self._flush_receipts()
-            return bool(outcome) and self.held
+            return outcome.ok and self.held
 
     def acquire(self) -> LeaseOutcome:
         with self._io:

@@ -166,7 +166,7 @@ class Daemon:
             if held:
                 self.notifier.status(f"holding the lease as {self.lease.holder_id}")
             else:
-                other = f" by {outcome.other}" if outcome and outcome.other else ""
+                other = f" by {outcome.other}" if outcome is not None and outcome.other else ""
                 self.notifier.status(f"standing by: lease held{other}")
         if self.heartbeat is not None:
             try:
@@ -318,7 +318,7 @@ class Daemon:
                 log.error("could not reach the Status table to take the lease")
                 return EXIT_UNAVAILABLE
             log.error("lease held by another process; not starting (run without --no-wait to stand by)",
-                      extra={"other": outcome.other if outcome else ""})
+                      extra={"other": outcome.other if outcome is not None else ""})
             return EXIT_LEASE_HELD
         self.start(first_tick=False)
         self.notifier.ready()

@@ -168,7 +168,8 @@ def test_run_no_wait_exits_3_when_the_lease_is_held(settings):
     now = app.clock.now()
     app.book.write_status(StatusRow(name=LEASE_ROW, state=ONLINE, holder="other:1:1", heartbeat=now,
                                     lease_until=now + timedelta(seconds=60)))
-    assert run_cli(["run", "--no-wait"], app, settings)[0] == 3
+    code, out = run_cli(["run", "--no-wait"], app, settings)
+    assert code == 3 and "other=other:1:1" in out
 
 
 def test_run_processes_then_stops_cleanly_on_sigterm(settings):
