@@ -51,6 +51,7 @@ class App:
     renew_interval: float = 15.0
     misfire_grace: float = 30.0
     hasher: CodeHasher | None = None
+    orders: Any = None                      # the ShopifyOrders port (the Shopify adapter, or a fake)
     _daemon: Daemon | None = field(default=None, repr=False)
 
     def prong(self, name: str) -> ProngSpec:
@@ -188,17 +189,55 @@ def build_store_prong(settings: Settings | None, book: CardBook, ledger: GiftCar
     return ProngSpec("store", run, interval=_interval(settings, "store"), priority=NORMAL)
 
 
+def online_options(settings: Settings | None) -> Any:
+    from .prongs.online import OnlineOptions
+    if settings is None:
+        return OnlineOptions()
+    return OnlineOptions(skus=tuple(settings.gift_card_skus), order_tag=settings.order_tag,
+                         redemption_tag=settings.redemption_tag, overlap_seconds=settings.order_overlap_seconds,
+                         currency=settings.default_currency)
+
+
+def _spec(name: str, prong: Any, *, interval: float = 15.0, cron: str | None = None,
+          scheduled: bool = True, priority_: int = NORMAL) -> ProngSpec:
+    current: list[ShouldContinue] = [lambda: False]
+    prong.stop = lambda: not current[0]()
+
+    def run(should_continue: ShouldContinue) -> Any:
+        current[0] = should_continue
+        try:
+            return prong.run_once()
+        finally:
+            current[0] = lambda: False
+
+    return ProngSpec(name, run, interval=interval, cron=cron, priority=priority_, scheduled=scheduled)
+
+
 def build_shopify_prongs(settings: Settings | None, book: CardBook, ledger: GiftCardLedger,
-                         messenger: Messenger, clock: Clock, hasher: CodeHasher) -> list[ProngSpec]:
-    """The Shopify purchases and redemptions prongs (the next issue): no-ops until they exist."""
-    return [noop_prong("shopify-purchases", _interval(settings, "shopify-purchases")),
-            noop_prong("shopify-redemptions", _interval(settings, "shopify-redemptions"))]
+                         messenger: Messenger, clock: Clock, hasher: CodeHasher,
+                         orders: Any = None) -> list[ProngSpec]:
+    """The Shopify purchases and redemptions prongs (the redemptions cycle ends with the
+    reconcile walk) and the reconcile prong (the full pass, on ``GIFTSYNC_RECONCILE_SCHEDULE``;
+    on demand only when that is "off"). ``orders`` is the ShopifyOrders port (the Shopify
+    adapter implements both ports; the fakes need a ``FakeShopifyOrders``)."""
+    from .prongs.reconcile import ReconcileProng
+    from .prongs.shopify_purchases import ShopifyPurchases
+    from .prongs.shopify_redemptions import ShopifyRedemptions
+    orders = orders if orders is not None else ledger
+    store, online = store_options(settings), online_options(settings)
+    purchases = ShopifyPurchases(book, ledger, orders, messenger, clock, hasher, store, online)
+    redemptions = ShopifyRedemptions(book, ledger, orders, messenger, clock, hasher, store, online)
+    reconcile = ReconcileProng(book, ledger, messenger, clock, hasher, store, online)
+    schedule = settings.reconcile_schedule if settings else "30 3 * * *"
+    return [_spec("shopify-purchases", purchases, interval=_interval(settings, "shopify-purchases")),
+            _spec("shopify-redemptions", redemptions, interval=_interval(settings, "shopify-redemptions")),
+            _spec("reconcile", reconcile, cron=schedule, scheduled=schedule is not None, priority_=BACKGROUND)]
 
 
 def build_prongs(settings: Settings | None, book: CardBook, ledger: GiftCardLedger, messenger: Messenger,
-                 clock: Clock, hasher: CodeHasher) -> list[ProngSpec]:
+                 clock: Clock, hasher: CodeHasher, orders: Any = None) -> list[ProngSpec]:
     prongs = [build_store_prong(settings, book, ledger, messenger, clock, hasher)]
-    prongs += build_shopify_prongs(settings, book, ledger, messenger, clock, hasher)
+    prongs += build_shopify_prongs(settings, book, ledger, messenger, clock, hasher, orders)
     assert tuple(p.name for p in prongs) == PRONGS
     return prongs
 
@@ -216,22 +255,22 @@ def build_app(settings: Settings, *, clock: Clock | None = None, holder: str | N
     messenger = build_messenger(settings, budgets["klaviyo"], clock)
     hasher = CodeHasher(settings.code_secret.reveal().encode())
     lease = build_lease(settings, book, clock, holder)
-    prongs = build_prongs(settings, book, ledger, messenger, clock, hasher)
+    prongs = build_prongs(settings, book, ledger, messenger, clock, hasher, ledger)
     log.info("app built", extra={
         "airtable": settings.airtable_api_url or "airtable.com", "base": settings.airtable_base_id,
         "shopify": settings.shopify_admin_url or settings.shopify_shop,
         "klaviyo": settings.klaviyo_api_url or "klaviyo.com", "holder": lease.holder_id})
     return App(settings=settings, clock=clock, book=book, ledger=ledger, messenger=messenger, lease=lease,
                prongs=prongs, budgets=budgets, renew_interval=settings.lease_renew_seconds,
-               misfire_grace=settings.misfire_grace_seconds, hasher=hasher)
+               misfire_grace=settings.misfire_grace_seconds, hasher=hasher, orders=ledger)
 
 
 def build_fakes(settings: Settings | None = None, *, clock: Clock | None = None, holder: str | None = None,
                 book: CardBook | None = None, ledger: GiftCardLedger | None = None,
-                messenger: Messenger | None = None) -> App:
+                messenger: Messenger | None = None, orders: Any = None) -> App:
     """The same wiring over the in-memory fakes (``app.book`` is a ``FakeCardBook`` …).
     Any port can be passed in (e.g. a FakeCardBook subclass that fails)."""
-    from .adapters.fakes import FakeCardBook, FakeClock, FakeGiftCardLedger, FakeMessenger
+    from .adapters.fakes import FakeCardBook, FakeClock, FakeGiftCardLedger, FakeMessenger, FakeShopifyOrders
     clock = clock or FakeClock()
     book = book if book is not None else FakeCardBook(clock)
     ledger = ledger if ledger is not None else FakeGiftCardLedger(clock, currency=(
@@ -239,14 +278,16 @@ def build_fakes(settings: Settings | None = None, *, clock: Clock | None = None,
     messenger = messenger if messenger is not None else FakeMessenger()
     secret = settings.code_secret.reveal().encode() if settings else FAKE_CODE_SECRET
     hasher = CodeHasher(secret)
+    if orders is None:
+        orders = ledger if hasattr(ledger, "cards_for_order") else FakeShopifyOrders(ledger, clock)
     lease = build_lease(settings, book, clock, holder or "fake:1:0000")
-    prongs = build_prongs(settings, book, ledger, messenger, clock, hasher)
+    prongs = build_prongs(settings, book, ledger, messenger, clock, hasher, orders)
     return App(settings=settings, clock=clock, book=book, ledger=ledger, messenger=messenger, lease=lease,
-               prongs=prongs, budgets={}, hasher=hasher,
+               prongs=prongs, budgets={}, hasher=hasher, orders=orders,
                renew_interval=settings.lease_renew_seconds if settings else 15.0,
                misfire_grace=settings.misfire_grace_seconds if settings else 30.0)
 
 
 __all__ = ["App", "build_app", "build_fakes", "make_budgets", "build_card_book", "build_ledger",
-           "build_messenger", "build_lease", "build_prongs", "store_options",
+           "build_messenger", "build_lease", "build_prongs", "store_options", "online_options",
            "BACKGROUND", "NORMAL", "URGENT"]

@@ -38,6 +38,39 @@ class StatusRow:
     details: str = ""
 
 
+class OrderKind(str, Enum):
+    PURCHASE = "Purchase"
+    REDEMPTION = "Redemption"
+
+
+class OrderStatus(str, Enum):
+    PROCESSING = "Processing"      # claimed; cards may be half made (Attempt holds the nonce)
+    WAITING = "Waiting"            # Shopify has not issued every native card yet: retried later
+    DONE = "Done"
+    SKIPPED = "Skipped"            # bad data: nothing more will be done (Details says why)
+
+
+@dataclass
+class OrderEntry:
+    """A row of the Online Orders registry: an order giftsync has handled (or is handling).
+
+    ``order_key`` is the upsert key, ``<kind>:<numeric order id>`` (an order can be both a
+    purchase and a redemption). ``transactions`` are the order transactions already applied
+    (redemptions and refunds); the adapter keeps them in Details on a line of their own.
+    """
+    order_key: str
+    order: str                      # the order's name, e.g. "#1001"
+    shopify_id: str
+    kind: OrderKind
+    status: OrderStatus
+    card_ids: list[str] = field(default_factory=list)
+    attempt: str = ""
+    processed_at: datetime | None = None
+    details: str = ""
+    transactions: list[str] = field(default_factory=list)
+    record_id: str | None = None
+
+
 class CardBook(Protocol):
     """The Airtable base."""
 
@@ -71,6 +104,15 @@ class CardBook(Protocol):
     def set_balances(self, balances: dict[str, tuple[Money, datetime]]) -> None:
         """{card record_id: (balance, synced_at)} (batched by 10)."""
     def iter_cards(self) -> Iterator[MirrorCard]: ...
+
+    # -- online orders registry ----------------------------------------------------------
+    def order_entry(self, order_key: str) -> OrderEntry | None:
+        """The registry row with this Order Key (one request)."""
+    def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
+        """Rows of this kind in Processing or Waiting (to resume), oldest first."""
+    def save_order_entries(self, entries: list[OrderEntry]) -> list[OrderEntry]:
+        """Upsert on Order Key (batched by 10); returns them with record ids. Every cell is
+        written (a finished row loses its nonce)."""
 
     # -- stores --------------------------------------------------------------------------
     def stores(self) -> dict[str, Store]:

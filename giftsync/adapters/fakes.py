@@ -34,7 +34,8 @@ from ..domain.forms import BalanceCheckForm, CardRequestForm, RedemptionForm, St
 from ..domain.ledger import Receipt
 from ..domain.money import Money
 from ..errors import FatalError
-from ..ports import CreateCardResult, FormTable, MoveResult, StatusRow
+from ..ports import (CreateCardResult, FormTable, IssuedCard, MoveResult, OrderEntry, OrderKind, OrderLine,
+                     OrderPayment, OrderStatus, ShopifyOrder, StatusRow)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "base_schema.json"
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
@@ -339,6 +340,7 @@ class FakeCardBook(_Failing):
         self.cards: dict[str, MirrorCard] = {}
         self.receipts: dict[str, Receipt] = {}          # by receipt_id, in first-write order
         self.status: dict[str, StatusRow] = {}
+        self.order_rows: dict[str, OrderEntry] = {}     # the Online Orders registry by Order Key
 
     def new_id(self) -> str:
         return f"rec{next(self._ids):014d}"
@@ -559,5 +561,205 @@ class FakeCardBook(_Failing):
         self.status[row.name] = copy.deepcopy(saved)
         return self._exit(failure, copy.deepcopy(saved))
 
+    # -- online orders registry (port) --------------------------------------------------------
+    def order_entry(self, order_key: str) -> OrderEntry | None:
+        failure = self._enter("order_entry", order_key)
+        return self._exit(failure, copy.deepcopy(self.order_rows.get(order_key)))
 
-__all__ = ["FakeCardBook", "FakeClock", "FakeGiftCardLedger", "FakeMessenger"]
+    def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
+        failure = self._enter("open_order_entries", kind)
+        rows = [copy.deepcopy(e) for e in self.order_rows.values()
+                if e.kind == kind and e.status in (OrderStatus.PROCESSING, OrderStatus.WAITING)]
+        return self._exit(failure, rows[:limit])
+
+    def save_order_entries(self, entries: list[OrderEntry]) -> list[OrderEntry]:
+        failure = self._enter("save_order_entries", [e.order_key for e in entries])
+        out = []
+        for entry in entries:
+            if not entry.order_key:
+                raise FatalError("airtable", "Order Key is required", status=422)
+            for rid in entry.card_ids:
+                if rid not in self.cards:
+                    raise FatalError("airtable", f"INVALID_VALUE_FOR_COLUMN: Cards wants card ids ({rid})", status=422)
+            existing = self.order_rows.get(entry.order_key)
+            saved = dataclasses.replace(entry, record_id=existing.record_id if existing else self.new_id(),
+                                        card_ids=list(entry.card_ids), transactions=list(entry.transactions))
+            self.order_rows[entry.order_key] = copy.deepcopy(saved)
+            out.append(copy.deepcopy(saved))
+        return self._exit(failure, out)
+
+
+# -- Shopify orders -----------------------------------------------------------------------------
+
+@dataclass
+class _FakeOrder:
+    order: ShopifyOrder
+    issued: list[tuple[str, str, bool]]     # (card id, line id, visible)
+
+
+class FakeShopifyOrders(_Failing):
+    """Shopify orders over a ``FakeGiftCardLedger`` (the cards live there). Test helpers play
+    the world: ``purchase`` (native gift-card lines issue cards, ``native_hidden`` keeps them
+    invisible until ``release_native``), gift-card payments debit the cards, ``refund``
+    credits one back. Every change bumps the order's ``updated_at``."""
+
+    def __init__(self, ledger: FakeGiftCardLedger, clock: FakeClock | None = None) -> None:
+        super().__init__()
+        self.ledger = ledger
+        self.clock = clock or ledger.clock
+        self._orders: dict[str, _FakeOrder] = {}
+        self._ids = itertools.count(820982911946154508)
+        self._line_ids = itertools.count(466157049)
+        self._tx_ids = itertools.count(389404469)
+        self._number = itertools.count(1001)
+        self.scopes = ["read_gift_cards", "write_gift_cards", "read_gift_card_transactions",
+                       "write_gift_card_transactions", "read_orders", "write_orders"]
+
+    # -- test helpers -------------------------------------------------------------------------
+    def purchase(self, lines: list[dict], *, email: str = "", first_name: str = "", last_name: str = "",
+                 gift_card_payments: list[tuple[str, str | Decimal]] = (), financial_status: str = "PAID",
+                 native_hidden: bool = False, name: str | None = None, currency: str | None = None) -> ShopifyOrder:
+        """``lines``: dicts with sku, quantity, price, is_gift_card, properties (line-item properties)."""
+        now = self.clock.now()
+        currency = (currency or self.ledger.currency).upper()
+        oid = f"gid://shopify/Order/{next(self._ids)}"
+        order = ShopifyOrder(id=oid, name=name or f"#{next(self._number)}", email=email,
+                             financial_status=financial_status, customer_id=(
+                                 f"gid://shopify/Customer/{abs(hash(email)) % 10**12}" if email else None),
+                             customer_email=email, customer_first_name=first_name, customer_last_name=last_name,
+                             created_at=now, updated_at=now)
+        for raw in lines:
+            price = raw.get("price")
+            order.lines.append(OrderLine(
+                id=f"gid://shopify/LineItem/{next(self._line_ids)}", name=raw.get("name") or raw.get("sku") or "Item",
+                sku=raw.get("sku") or "", quantity=int(raw.get("quantity", 1)),
+                is_gift_card=bool(raw.get("is_gift_card", False)),
+                unit_price=None if price is None else Money.of(price, currency),
+                properties=dict(raw.get("properties") or {})))
+        entry = _FakeOrder(order, [])
+        self._orders[oid] = entry
+        for card_id, amount in gift_card_payments:
+            self._pay(entry, card_id, Money.of(amount, currency))
+        for line in order.lines:
+            if line.is_gift_card and line.unit_price is not None:
+                for _ in range(line.quantity):
+                    card = self.ledger._new_card(_native_code(), line.unit_price, "", None, None)
+                    card.card.customer_email = email
+                    card.card.order_name = order.name
+                    entry.issued.append((card.card.id, line.id, not native_hidden))
+        return copy.deepcopy(order)
+
+    def _pay(self, entry: _FakeOrder, card_id: str, amount: Money) -> None:
+        c = self.ledger._cards[card_id]
+        if c.card.balance.amount < amount.amount:
+            raise ValueError("insufficient funds")
+        self.ledger._move(c, -amount, "", None, "debit")
+        self._tx(entry, "SALE", amount, card_id)
+
+    def _tx(self, entry: _FakeOrder, kind: str, amount: Money, card_id: str | None) -> OrderPayment:
+        payment = OrderPayment(id=f"gid://shopify/OrderTransaction/{next(self._tx_ids)}", kind=kind, status="SUCCESS",
+                               gateway="gift_card" if card_id else "bogus", amount=amount, gift_card_id=card_id,
+                               gift_card_last4=self.ledger._cards[card_id].card.last4 if card_id else "",
+                               processed_at=self.clock.now())
+        entry.order.payments.append(payment)
+        if card_id and "gift_card" not in entry.order.gateways:
+            entry.order.gateways.append("gift_card")
+        entry.order.updated_at = self.clock.now()
+        return payment
+
+    def pay(self, order_id: str, card_id: str, amount: str | Decimal) -> None:
+        entry = self._orders[order_id]
+        self._pay(entry, card_id, Money.of(amount, self.ledger._cards[card_id].card.balance.currency))
+
+    def refund(self, order_id: str, card_id: str, amount: str | Decimal) -> None:
+        """A refund back onto a gift card: a credit on the card and a REFUND transaction."""
+        entry = self._orders[order_id]
+        c = self.ledger._cards[card_id]
+        money = Money.of(amount, c.card.balance.currency)
+        self.ledger._move(c, money, "", None, "credit")
+        self._tx(entry, "REFUND", money, card_id)
+        entry.order.financial_status = "PARTIALLY_REFUNDED"
+
+    def release_native(self, order_id: str | None = None) -> None:
+        for oid, entry in self._orders.items():
+            if order_id is None or oid == order_id:
+                entry.issued = [(cid, lid, True) for cid, lid, _ in entry.issued]
+
+    def native_cards(self, order_id: str) -> list[str]:
+        return [cid for cid, _, _ in self._orders[order_id].issued]
+
+    def edit(self, order_id: str, **changes: Any) -> None:
+        """Change fields of an order (bad data, status)."""
+        entry = self._orders[order_id]
+        for key, value in changes.items():
+            setattr(entry.order, key, value)
+        entry.order.updated_at = self.clock.now()
+
+    def tags_of(self, order_id: str) -> list[str]:
+        return list(self._orders[order_id].order.tags)
+
+    # -- port ---------------------------------------------------------------------------------
+    def orders(self, *, updated_after: datetime | None = None, financial_statuses=("paid",),
+               without_tag: str | None = None, gift_card_payments_only: bool = False,
+               after_cursor: str | None = None, page_size: int = 10) -> tuple[list[ShopifyOrder], str | None]:
+        failure = self._enter("orders", updated_after, without_tag, gift_card_payments_only, after_cursor)
+        statuses = {s.lower() for s in financial_statuses}
+        rows = []
+        for entry in self._orders.values():
+            o = entry.order
+            if updated_after is not None and o.updated_at < updated_after:
+                continue
+            if statuses and o.financial_status.lower() not in statuses:
+                continue
+            if without_tag and without_tag.lower() in {t.lower() for t in o.tags}:
+                continue
+            if gift_card_payments_only and "gift_card" not in o.gateways:
+                continue
+            rows.append(o)
+        rows.sort(key=lambda o: (o.updated_at, o.id))
+        start = int(after_cursor) if after_cursor else 0
+        page = [copy.deepcopy(o) for o in rows[start:start + page_size]]
+        nxt = str(start + page_size) if start + page_size < len(rows) else None
+        return self._exit(failure, (page, nxt))
+
+    def order(self, order_id: str) -> ShopifyOrder | None:
+        failure = self._enter("order", order_id)
+        entry = self._orders.get(order_id)
+        return self._exit(failure, copy.deepcopy(entry.order) if entry else None)
+
+    def tags_add(self, order_id: str, tags: list[str]) -> list[str]:
+        failure = self._enter("tags_add", order_id, tuple(tags))
+        entry = self._orders.get(order_id)
+        if entry is None:
+            raise FatalError("shopify", "tagsAdd refused: Order does not exist")
+        for tag in tags:
+            if tag.lower() not in {t.lower() for t in entry.order.tags}:
+                entry.order.tags.append(tag)
+        entry.order.tags.sort(key=str.lower)
+        entry.order.updated_at = self.clock.now()
+        return self._exit(failure, list(entry.order.tags))
+
+    def cards_for_order(self, order_id: str, created_after: datetime) -> list[IssuedCard]:
+        failure = self._enter("cards_for_order", order_id)
+        entry = self._orders.get(order_id)
+        out = []
+        for cid, lid, visible in (entry.issued if entry else []):
+            if visible:
+                out.append(IssuedCard(card=copy.deepcopy(self.ledger._cards[cid].card), order_id=order_id,
+                                      line_item_id=lid))
+        return self._exit(failure, out)
+
+    def access_scopes(self) -> list[str]:
+        failure = self._enter("access_scopes")
+        return self._exit(failure, sorted(self.scopes))
+
+
+_native_counter = itertools.count(1)
+
+
+def _native_code() -> str:
+    """Shopify's own code for a card sold through checkout (never shown to giftsync)."""
+    return f"NATIVE{next(_native_counter):010d}"
+
+
+__all__ = ["FakeCardBook", "FakeClock", "FakeGiftCardLedger", "FakeMessenger", "FakeShopifyOrders"]

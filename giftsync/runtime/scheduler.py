@@ -54,6 +54,7 @@ class ProngSpec:
     priority: int = NORMAL
     installed: bool = True
     record_runs: bool = True                # write Last Run on the Status row cursor:<name>
+    scheduled: bool = True                  # False: only run on demand (``giftsync once --prong``)
 
 
 def noop_prong(name: str, interval: float = 15.0) -> ProngSpec:
@@ -238,6 +239,9 @@ class Daemon:
         for p in self.prongs:
             if not p.installed:
                 log.info("prong not installed yet; registered as a no-op", extra={"prong": p.name})
+            if not p.scheduled:
+                log.info("prong runs on demand only (no schedule)", extra={"prong": p.name})
+                continue
             if p.cron:   # first run from the trigger
                 scheduler.add_job(self.run_prong, CronTrigger.from_crontab(p.cron, timezone=timezone.utc),
                                   args=[p], id=p.name, name=p.name, executor=p.name)

@@ -35,10 +35,10 @@ from ...domain.ledger import Receipt
 from ...domain.money import Money
 from ...domain.outcomes import FormStatus
 from ...errors import FatalError
-from ...ports import FormTable, StatusRow
+from ...ports import FormTable, OrderEntry, OrderKind, OrderStatus, StatusRow
 from . import mapping, names
 from .client import CLASSIFIED, BudgetedSession, GiftsyncApi, classify
-from .names import CardF, FormF, ReceiptF, StatusF
+from .names import CardF, FormF, OrderF, ReceiptF, StatusF
 
 PAGE = 100
 BATCH = 10
@@ -300,6 +300,34 @@ class AirtableCardBook:
             result = self.table(names.STATUS).batch_upsert([{"fields": fields}], key_fields=[StatusF.NAME])
         record = result["records"][0]
         return mapping.status_from_record(record)
+
+    # -- online orders registry -----------------------------------------------------------
+    def order_entry(self, order_key: str) -> OrderEntry | None:
+        """One request (a formula on Order Key, escaped by pyairtable)."""
+        if not order_key:
+            return None
+        record = self._first(names.ONLINE_ORDERS, "order entry", EQ(Field(OrderF.ORDER_KEY), order_key))
+        return None if record is None else mapping.order_entry_from_record(record)
+
+    def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
+        """Rows of ``kind`` in Processing or Waiting, oldest first (one list request per 100)."""
+        status = Field(OrderF.STATUS)
+        formula = AND(EQ(Field(OrderF.KIND), OrderKind(kind).value),
+                      OR(EQ(status, OrderStatus.PROCESSING.value), EQ(status, OrderStatus.WAITING.value)))
+        records = _oldest_first(self._all(names.ONLINE_ORDERS, "open order entries", formula=formula))
+        return [mapping.order_entry_from_record(r) for r in records[:limit]]
+
+    def save_order_entries(self, entries: list[OrderEntry]) -> list[OrderEntry]:
+        """Upsert on Order Key, 10 a request; every cell written. Idempotent."""
+        if not entries:
+            return []
+        unique: dict[str, dict] = {}
+        for entry in entries:
+            unique[entry.order_key] = mapping.order_entry_fields(entry)
+        records = [{"fields": fields} for fields in unique.values()]
+        with self._errors("save order entries"):
+            result = self.table(names.ONLINE_ORDERS).batch_upsert(records, key_fields=[OrderF.ORDER_KEY])
+        return [mapping.order_entry_from_record(r) for r in result["records"]]
 
     # -- schema (doctor / init-base) --------------------------------------------------------
     def base(self):

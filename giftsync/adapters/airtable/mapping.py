@@ -23,8 +23,8 @@ from ...domain.codes import mask
 from ...domain.forms import BalanceCheckForm, CardRequestForm, RedemptionForm, Store
 from ...domain.ledger import Activity, Channel, Receipt
 from ...domain.money import Money
-from ...ports import StatusRow
-from .names import CardF, FormF, ReceiptF, StatusF, StoreF
+from ...ports import OrderEntry, OrderKind, OrderStatus, StatusRow
+from .names import CardF, FormF, OrderF, ReceiptF, StatusF, StoreF
 
 EXTRA_PREFIX = "extra: "
 
@@ -391,4 +391,57 @@ def status_fields(row: StatusRow) -> dict[str, Any]:
         StatusF.CURSOR: row.cursor or None,
         StatusF.LAST_RUN: datetime_cell(row.last_run) if row.last_run else None,
         StatusF.DETAILS: row.details or None,
+    }
+
+
+# -- online orders registry ----------------------------------------------------------------
+TRANSACTIONS_PREFIX = "Transactions: "
+
+
+def _split_transactions(text: str) -> tuple[str, list[str]]:
+    head, sep, last = text.rpartition("\n")
+    candidate = last if sep else text
+    if candidate.startswith(TRANSACTIONS_PREFIX):
+        ids = [t for t in candidate[len(TRANSACTIONS_PREFIX):].split() if t]
+        return (head if sep else ""), ids
+    return text, []
+
+
+def order_entry_from_record(record: Mapping[str, Any]) -> OrderEntry:
+    f = record.get("fields", {})
+    details, transactions = _split_transactions(_text(f, OrderF.DETAILS))
+    return OrderEntry(
+        order_key=_text(f, OrderF.ORDER_KEY),
+        order=_text(f, OrderF.ORDER),
+        shopify_id=_text(f, OrderF.SHOPIFY_ID),
+        kind=_enum(OrderKind, f.get(OrderF.KIND), OrderKind.PURCHASE, OrderKind.PURCHASE),
+        # an unknown status must not look finished: resume it
+        status=_enum(OrderStatus, f.get(OrderF.STATUS), OrderStatus.PROCESSING, OrderStatus.PROCESSING),
+        card_ids=_links(f, OrderF.CARDS),
+        attempt=_text(f, OrderF.ATTEMPT),
+        processed_at=datetime_from_cell(f.get(OrderF.PROCESSED_AT)),
+        details=details,
+        transactions=transactions,
+        record_id=record.get("id"),
+    )
+
+
+def order_entry_fields(entry: OrderEntry) -> dict[str, Any]:
+    """Every cell of the row (``None`` clears): a finished row must lose its nonce."""
+    if not entry.order_key:
+        raise ValueError("a registry row needs its Order Key (the upsert key)")
+    details = entry.details or ""
+    if entry.transactions:
+        line = TRANSACTIONS_PREFIX + " ".join(entry.transactions)
+        details = f"{details}\n{line}" if details else line
+    return {
+        OrderF.ORDER_KEY: entry.order_key,
+        OrderF.ORDER: entry.order or None,
+        OrderF.SHOPIFY_ID: entry.shopify_id or None,
+        OrderF.KIND: cell(entry.kind),
+        OrderF.STATUS: cell(entry.status),
+        OrderF.CARDS: list(entry.card_ids),
+        OrderF.ATTEMPT: entry.attempt or None,
+        OrderF.PROCESSED_AT: datetime_cell(entry.processed_at) if entry.processed_at else None,
+        OrderF.DETAILS: details or None,
     }

@@ -13,6 +13,7 @@ CARD_REQUESTS = "Card Requests"
 BALANCE_CHECKS = "Balance Checks"
 RECEIPTS = "Receipts"
 STATUS = "Status"
+ONLINE_ORDERS = "Online Orders"
 
 
 class StoreF:
@@ -100,6 +101,18 @@ class StatusF:
     DETAILS = "Details"
 
 
+class OrderF:
+    ORDER_KEY = "Order Key"
+    ORDER = "Order"
+    SHOPIFY_ID = "Shopify ID"
+    KIND = "Kind"
+    STATUS = "Status"
+    CARDS = "Cards"
+    ATTEMPT = "Attempt"
+    PROCESSED_AT = "Processed At"
+    DETAILS = "Details"
+
+
 F = FormF
 # Every (table, field) the adapter reads or writes.
 USED: dict[str, tuple[str, ...]] = {
@@ -113,5 +126,6 @@ USED: dict[str, tuple[str, ...]] = {
     BALANCE_CHECKS: (F.CODE, F.EMAIL, F.STATUS, F.OUTCOME, F.PROCESSED_AT, F.NOTIFIED),
     RECEIPTS: tuple(v for k, v in vars(ReceiptF).items() if k.isupper()),
     STATUS: tuple(v for k, v in vars(StatusF).items() if k.isupper()),
+    ONLINE_ORDERS: tuple(v for k, v in vars(OrderF).items() if k.isupper()),
 }
 del F

@@ -211,7 +211,7 @@ def test_status_shows_lease_prongs_and_backlog(settings, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["lease"]["holder"] == "fake:1:0000" and data["lease"]["active"]
     assert data["backlog"]["Balance Checks"]["pending"] == 1
-    assert set(data["prongs"]) == {"store", "shopify-purchases", "shopify-redemptions"}
+    assert set(data["prongs"]) == {"store", "shopify-purchases", "shopify-redemptions", "reconcile"}
 
 
 def test_unlock_refuses_a_live_lease_and_forces_it(settings, capsys):

@@ -1,0 +1,202 @@
+"""Reconciliation: balance changes that come with no order (admin adjustments in Shopify,
+anything giftsync did not see) and card status changes (disabled, expired).
+
+- ``walk()`` — cheap, every cycle of the redemptions prong (after its orders, so that a
+  redemption is recorded as REDEEM, not as an adjustment): cards by ``UPDATED_AT`` newest
+  first, down to the watermark in Status (``watermark:reconcile``) minus an overlap; the
+  watermark never passes the walk's start time. The first walk only sets the watermark:
+  history is the full pass's job.
+- ``full_pass()`` — every mirrored card re-read from Shopify (``giftsync once --prong
+  reconcile``, and on ``GIFTSYNC_RECONCILE_SCHEDULE``, daily by default); the time of the
+  last full pass is kept in ``watermark:reconcile-full``. Shopify's ``updatedAt`` is not
+  known to move on credits/debits, so only the full pass is sure to see every change.
+
+Any difference: the Airtable balance is set from Shopify and an ADJUST receipt carries the
+delta, the balance after and the reason (the notes of the card's newest transactions). A
+difference explained by a giftsync-keyed movement newer than the mirror's last sync (a store
+redemption in flight on another thread) is left to that flow for ``inflight_seconds``.
+After any path, for each card the last balance-after in Receipts equals Shopify's balance.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from ..crashpoints import reach
+from ..domain.cards import MirrorCard, ShopifyCard
+from ..domain.codes import CodeHasher
+from ..domain.ledger import Activity, Channel
+from ..domain.money import Money
+from ..ports import CardBook, Clock, GiftCardLedger, Messenger, StatusRow
+from ..runtime.budget import BACKGROUND, priority
+from .context import StoreContext, safe_call
+from .online import OnlineOptions, Watermark, numeric
+from .options import StoreOptions
+
+log = logging.getLogger("giftsync.reconcile")
+
+WALK_WATERMARK = "watermark:reconcile"
+FULL_PASS_ROW = "watermark:reconcile-full"
+GIFTSYNC_NOTE = "giftsync:"
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    adjusted: int = 0
+    status_changed: int = 0
+    deferred: int = 0
+    not_mirrored: int = 0
+    missing_in_shopify: int = 0
+    errors: int = 0
+
+
+class Reconciler:
+    def __init__(self, ctx: StoreContext, online: OnlineOptions | None = None, *,
+                 inflight_seconds: float = 900.0) -> None:
+        self.ctx = ctx
+        self.online = online or OnlineOptions()
+        self.inflight_seconds = inflight_seconds
+        self.watermark = Watermark(ctx.book, WALK_WATERMARK, "reconcile.cursor")
+
+    # -- the two passes -----------------------------------------------------------------------
+    def walk(self, report: ReconcileReport | None = None, stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
+        report = report or ReconcileReport()
+        started = self.ctx.clock.now()
+        self.watermark.load()
+        if self.watermark.value is None:
+            self.watermark.advance(started, started, now=started, details="first walk: watermark set")
+            return report
+        floor = self.watermark.since(self.online.overlap_seconds)
+        cursor: str | None = None
+        newest: datetime | None = None
+        failed_at: datetime | None = None
+        done = False
+        for _ in range(self.online.max_pages):
+            cards, cursor = self.ctx.ledger.cards_updated(cursor, self.online.card_page_size)
+            for shop in cards:
+                if stop():
+                    done = True
+                    break
+                if shop.updated_at is not None and floor is not None and shop.updated_at < floor:
+                    done = True
+                    break
+                mirror = self.ctx.book.card_by_shopify_id(shop.id)
+                if mirror is None:
+                    report.not_mirrored += 1
+                elif not safe_call(log, "reconcile", shop.id, lambda m=mirror, s=shop: self.check(m, s, report)):
+                    report.errors += 1
+                    if shop.updated_at is not None:
+                        failed_at = shop.updated_at if failed_at is None else min(failed_at, shop.updated_at)
+                if shop.updated_at is not None:
+                    newest = shop.updated_at if newest is None else max(newest, shop.updated_at)
+            if done or not cursor:
+                break
+        if failed_at is not None and newest is not None:
+            newest = min(newest, failed_at - timedelta(microseconds=1))
+        self.watermark.advance(newest, started, now=self.ctx.clock.now(),
+                               details=f"checked={report.checked} adjusted={report.adjusted}")
+        return report
+
+    def full_pass(self, stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
+        report = ReconcileReport()
+        started = self.ctx.clock.now()
+        for mirror in self.ctx.book.iter_cards():
+            if stop():
+                break
+            if not mirror.shopify_id:
+                continue
+
+            def one(m: MirrorCard = mirror) -> None:
+                shop = self.ctx.ledger.get_card(m.shopify_id)
+                if shop is None:
+                    report.missing_in_shopify += 1
+                    log.warning("mirrored card not found in Shopify card=%s shopify_id=%s", m.masked, m.shopify_id)
+                    return
+                self.check(m, shop, report)
+            if not safe_call(log, "reconcile (full pass)", mirror.shopify_id, one):
+                report.errors += 1
+        row = self.ctx.book.read_status(FULL_PASS_ROW) or StatusRow(name=FULL_PASS_ROW)
+        row.cursor = started.isoformat()
+        row.last_run = self.ctx.clock.now()
+        row.details = (f"checked={report.checked} adjusted={report.adjusted} status={report.status_changed} "
+                       f"deferred={report.deferred} missing={report.missing_in_shopify} errors={report.errors}")
+        reach("reconcile.cursor")
+        self.ctx.book.write_status(row)
+        log.info("reconcile full pass %s", row.details)
+        return report
+
+    # -- one card -----------------------------------------------------------------------------
+    def check(self, mirror: MirrorCard, shop: ShopifyCard, report: ReconcileReport) -> None:
+        report.checked += 1
+        now = self.ctx.clock.now()
+        differs = mirror.balance.currency != shop.balance.currency or mirror.balance.amount != shop.balance.amount
+        if differs:
+            txs = self.ctx.ledger.transactions(shop.id, last=20)
+            synced = mirror.last_synced
+            inflight = [t for t in txs if t.note.startswith(GIFTSYNC_NOTE) and t.processed_at is not None
+                        and (synced is None or t.processed_at > synced)
+                        and t.processed_at > now - timedelta(seconds=self.inflight_seconds)]
+            if inflight:
+                report.deferred += 1
+                log.info("reconcile deferred card=%s: a giftsync movement is being recorded", mirror.masked)
+                return
+            self._adjust(mirror, shop, txs, now)
+            report.adjusted += 1
+            mirror = dataclasses.replace(mirror, balance=shop.balance, last_synced=now)
+        status = shop.status_on(now.date())
+        if status is not mirror.status:
+            previous = mirror.status
+            reach("reconcile.status")
+            self.ctx.book.save_cards([dataclasses.replace(mirror, status=status, balance=shop.balance,
+                                                          last_synced=now)])
+            self.ctx.write_receipts("reconcile.receipt", [self.ctx.receipt(
+                f"status:{numeric(shop.id)}:{status.value.lower()}", Activity.ADJUST, channel=Channel.ADMIN,
+                card_record_id=mirror.record_id, card_masked=mirror.masked, balance_after=shop.balance,
+                source="Shopify", outcome=f"Status {status.value}", correlation_id=shop.id,
+                details=f"status {previous.value} → {status.value} in Shopify")])
+            report.status_changed += 1
+            log.info("reconcile status card=%s %s -> %s", mirror.masked, previous.value, status.value)
+
+    def _adjust(self, mirror: MirrorCard, shop: ShopifyCard, txs, now: datetime) -> None:
+        same = mirror.balance.currency == shop.balance.currency
+        delta: Money | None = shop.balance - mirror.balance if same else None
+        synced = mirror.last_synced
+        outside = [t for t in txs if not t.note.startswith(GIFTSYNC_NOTE)
+                   and (synced is None or t.processed_at is None or t.processed_at >= synced - timedelta(seconds=1))]
+        notes = "; ".join(f"{t.kind or 'tx'} {t.amount.plain()}" + (f" '{t.note[:60]}'" if t.note else "")
+                          for t in outside[-5:])
+        reason = ("Shopify balance changed outside giftsync (admin adjustment or a change giftsync did not see)"
+                  + (f": {notes}" if notes else ""))
+        last_tx = numeric(txs[-1].id) if txs else (shop.updated_at.isoformat() if shop.updated_at else "0")
+        receipt_id = f"adjust:{numeric(shop.id)}:{last_tx}:{mirror.balance.amount}:{shop.balance.amount}"
+        self.ctx.write_receipts("reconcile.receipt", [self.ctx.receipt(
+            receipt_id, Activity.ADJUST, channel=Channel.ADMIN, card_record_id=mirror.record_id,
+            card_masked=mirror.masked, amount=delta, balance_after=shop.balance, source="Shopify",
+            outcome="Adjusted from Shopify", correlation_id=shop.id,
+            details=(f"Airtable {mirror.balance} → Shopify {shop.balance}"
+                     + (f" (delta {delta.plain()})" if delta is not None else " (currency changed)")
+                     + f". {reason}")[:1000])])
+        reach("reconcile.balance")
+        self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
+        log.info("reconcile adjusted card=%s from=%s to=%s", mirror.masked, mirror.balance, shop.balance)
+
+
+class ReconcileProng:
+    """``giftsync once --prong reconcile`` and the scheduled full pass."""
+    name = "reconcile"
+
+    def __init__(self, book: CardBook, ledger: GiftCardLedger, messenger: Messenger, clock: Clock,
+                 hasher: CodeHasher, options: StoreOptions | None = None, online: OnlineOptions | None = None,
+                 *, stop: Callable[[], bool] = lambda: False) -> None:
+        self.ctx = StoreContext(book=book, ledger=ledger, messenger=messenger, clock=clock, hasher=hasher,
+                                options=options or StoreOptions())
+        self.reconciler = Reconciler(self.ctx, online)
+        self.stop = stop
+
+    def run_once(self) -> ReconcileReport:
+        with priority(BACKGROUND):
+            return self.reconciler.full_pass(self.stop)

@@ -1,0 +1,255 @@
+"""The Shopify redemption prong: orders paid partly or wholly with gift cards, and refunds
+back to a card.
+
+For each gift-card transaction of an order (``gateway: gift_card``, SUCCESS; SALE/CAPTURE
+= a redemption, REFUND = a credit) not yet applied: if giftsync mirrors the card, re-read it
+from Shopify, write a Receipts row (REDEEM or CREDIT, channel Online, the order's name, the
+amount, the balance after; id ``online:<order>:<transaction>``), set the Airtable balance
+from Shopify's figure, and relay a redemption to the CRM on the card holder's profile. Cards
+giftsync never mirrored (issued before it, only ever used online) are skipped and counted
+in the registry row's Details and in a log line.
+
+The registry row (``redemption:<order id>``) lists the transactions already applied, so a
+refund arriving days later is applied once, and a crash half-way re-applies nothing twice
+(receipts upsert on their id, balances are set, CRM events carry a ``unique_id``). Each
+cycle ends with the reconciliation walk (adjustments), after the orders.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from ..crashpoints import reach
+from ..domain.codes import CodeHasher, mask
+from ..domain.ledger import Activity, Channel
+from ..errors import RetriableError
+from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, OrderKind, OrderPayment, OrderStatus,
+                     ShopifyOrder, ShopifyOrders)
+from ..runtime.budget import BACKGROUND, NORMAL, priority
+from . import crm
+from .context import StoreContext, safe_call
+from .online import OnlineOptions, Watermark, numeric, order_key, order_source
+from .options import StoreOptions
+from .reconcile import ReconcileReport, Reconciler
+
+log = logging.getLogger("giftsync.shopify_redemptions")
+
+WATERMARK = "watermark:shopify-redemptions"
+REDEMPTION_STATUSES = ("paid", "partially_paid", "partially_refunded", "refunded")
+REDEEM_KINDS = {"SALE", "CAPTURE"}
+REFUND_KINDS = {"REFUND"}
+
+
+@dataclass
+class RedemptionReport:
+    orders: int = 0
+    redeemed: int = 0
+    credited: int = 0
+    skipped_cards: int = 0
+    adjusted: int = 0
+    errors: int = 0
+
+
+def gift_card_payments(order: ShopifyOrder) -> list[OrderPayment]:
+    return [p for p in order.payments if p.gateway == "gift_card" and p.status.upper() == "SUCCESS"
+            and p.kind.upper() in REDEEM_KINDS | REFUND_KINDS]
+
+
+class ShopifyRedemptions:
+    name = "shopify-redemptions"
+
+    def __init__(self, book: CardBook, ledger: GiftCardLedger, orders: ShopifyOrders, messenger: Messenger,
+                 clock: Clock, hasher: CodeHasher, options: StoreOptions | None = None,
+                 online: OnlineOptions | None = None, *, stop: Callable[[], bool] = lambda: False,
+                 walk: bool = True) -> None:
+        self.ctx = StoreContext(book=book, ledger=ledger, messenger=messenger, clock=clock, hasher=hasher,
+                                options=options or StoreOptions())
+        self.orders = orders
+        self.online = online or OnlineOptions()
+        self.stop = stop
+        self.watermark = Watermark(book, WATERMARK, "online_redeem.cursor")
+        self.reconciler = Reconciler(self.ctx, self.online) if walk else None
+        self._report = RedemptionReport()
+
+    def run_once(self) -> RedemptionReport:
+        report = self._report = RedemptionReport()
+        started = self.ctx.clock.now()
+        steps: list[Callable[[], object]] = [self._resume_open, lambda: self._poll(started)]
+        if self.reconciler is not None:
+            steps.append(self._walk)
+        for step in steps:
+            if self.stop():
+                break
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 — a failing poll ends this step only
+                report.errors += 1
+                log.warning("redemptions step failed error=%s reason=%r", type(exc).__name__,
+                            str(getattr(exc, "reason", ""))[:200])
+        log.info("shopify redemptions cycle orders=%d redeemed=%d credited=%d skipped_cards=%d adjusted=%d errors=%d",
+                 report.orders, report.redeemed, report.credited, report.skipped_cards, report.adjusted,
+                 report.errors)
+        return report
+
+    def _walk(self) -> None:
+        with priority(BACKGROUND):
+            result = self.reconciler.walk(ReconcileReport(), self.stop)
+        self._report.adjusted += result.adjusted + result.status_changed
+        self._report.errors += result.errors
+
+    def _resume_open(self) -> None:
+        with priority(NORMAL):
+            entries = self.ctx.book.open_order_entries(OrderKind.REDEMPTION)
+        for entry in entries:
+            if self.stop():
+                return
+
+            def again(e: OrderEntry = entry) -> None:
+                with priority(NORMAL):
+                    order = self.orders.order(e.shopify_id)
+                    if order is None:
+                        log.warning("registry row open but order not visible key=%s", e.order_key)
+                        return
+                    self.process(order, e)
+            if not safe_call(log, "online redemption (resume)", entry.order_key, again):
+                self._report.errors += 1
+
+    def _poll(self, started: datetime) -> None:
+        with priority(NORMAL):
+            self.watermark.load()
+        since = self.watermark.since(self.online.overlap_seconds)
+        cursor: str | None = None
+        newest: datetime | None = None
+        failed_at: datetime | None = None
+        for _ in range(self.online.max_pages):
+            with priority(NORMAL):
+                page, cursor = self.orders.orders(updated_after=since, financial_statuses=REDEMPTION_STATUSES,
+                                                  gift_card_payments_only=True, after_cursor=cursor,
+                                                  page_size=self.online.page_size)
+            for order in page:
+                if self.stop():
+                    cursor = None
+                    break
+                ok = safe_call(log, "online redemption", order.name or order.id, lambda o=order: self.process(o))
+                if not ok:
+                    self._report.errors += 1
+                    if order.updated_at is not None:
+                        failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)
+                if order.updated_at is not None:
+                    newest = order.updated_at if newest is None else max(newest, order.updated_at)
+            if not cursor:
+                break
+        if failed_at is not None and newest is not None:
+            newest = min(newest, failed_at - timedelta(microseconds=1))
+        with priority(NORMAL):
+            self.watermark.advance(newest, started, now=self.ctx.clock.now(),
+                                   details=f"orders={self._report.orders} errors={self._report.errors}")
+
+    # -- one order ----------------------------------------------------------------------------
+    def process(self, order: ShopifyOrder, entry: OrderEntry | None = None) -> None:
+        key = order_key(OrderKind.REDEMPTION, order.id)
+        with priority(NORMAL):
+            if entry is None:
+                entry = self.ctx.book.order_entry(key)
+            handled = set(entry.transactions) if entry else set()
+            payments = gift_card_payments(order)
+            new = [p for p in payments if p.id not in handled]
+            if not new:
+                if entry is not None and entry.status is not OrderStatus.DONE:
+                    self._finish(order, entry, handled, [], [], entry.card_ids)
+                else:
+                    self._tag(order)
+                return
+            self._report.orders += 1
+            source = order_source(order.name)
+            if entry is None or entry.status is not OrderStatus.PROCESSING:
+                entry = OrderEntry(order_key=key, order=order.name, shopify_id=order.id, kind=OrderKind.REDEMPTION,
+                                   status=OrderStatus.PROCESSING, card_ids=list(entry.card_ids) if entry else [],
+                                   transactions=sorted(handled),
+                                   details=f"applying {len(new)} gift-card transaction(s)")
+                reach("online_redeem.register")
+                entry = self.ctx.book.save_order_entries([entry])[0]
+            applied: list[str] = []
+            skipped: list[str] = []
+            cards = list(entry.card_ids)
+            for payment in new:
+                card_record = self._apply(order, payment, source)
+                if card_record is None:
+                    skipped.append(mask(payment.gift_card_last4) if payment.gift_card_last4 else "unknown card")
+                    continue
+                applied.append(payment.id)
+                if card_record not in cards:
+                    cards.append(card_record)
+            self._finish(order, entry, handled | {p.id for p in new}, applied, skipped, cards)
+
+    def _apply(self, order: ShopifyOrder, payment: OrderPayment, source: str) -> str | None:
+        """Apply one gift-card transaction; the card's record id, or None when it is skipped."""
+        refund = payment.kind.upper() in REFUND_KINDS
+        if not payment.gift_card_id:
+            self._report.skipped_cards += 1
+            log.warning("online gift-card payment without a card id order=%s tx=%s; skipped",
+                        order.name, numeric(payment.id))
+            return None
+        mirror = self.ctx.book.card_by_shopify_id(payment.gift_card_id)
+        if mirror is None:
+            self._report.skipped_cards += 1
+            log.info("online %s of a card giftsync does not mirror order=%s card=%s amount=%s; skipped",
+                     "refund" if refund else "redemption", order.name,
+                     mask(payment.gift_card_last4) if payment.gift_card_last4 else "?", payment.amount)
+            return None
+        shop = self.ctx.ledger.get_card(payment.gift_card_id)
+        if shop is None:
+            raise RetriableError("shopify", "a card paid with is not readable; retried next cycle")
+        amount = payment.amount if refund else -payment.amount
+        same = amount.currency == shop.balance.currency
+        now = self.ctx.clock.now()
+        self.ctx.write_receipts("online_redeem.receipt", [self.ctx.receipt(
+            f"online:{numeric(order.id)}:{numeric(payment.id)}", Activity.CREDIT if refund else Activity.REDEEM,
+            channel=Channel.ONLINE, card_record_id=mirror.record_id, card_masked=mirror.masked,
+            amount=amount if same else None, balance_after=shop.balance, source=source,
+            outcome="Refunded to card" if refund else "Redeemed online", correlation_id=payment.id,
+            details=f"order {order.name} transaction {numeric(payment.id)} {payment.kind}"
+                    + ("" if same else f" amount {payment.amount} (order currency)"))])
+        reach("online_redeem.balance")
+        self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
+        if refund:
+            self._report.credited += 1
+        else:
+            self._report.redeemed += 1
+            holder = order.customer_email or order.email or mirror.recipient_email or mirror.purchaser_email
+            event = crm.redeemed_event(
+                holder=holder, unique_id=f"crm:redeemed:online:{numeric(order.id)}:{numeric(payment.id)}",
+                card_masked=mirror.masked, amount=payment.amount, balance=shop.balance, channel=Channel.ONLINE,
+                source=source, order=order.name)
+            if event is not None:
+                reach("online_redeem.crm")
+                self.ctx.notifier.send(event, source=source, card_record_id=mirror.record_id,
+                                       card_masked=mirror.masked)
+        log.info("online %s order=%s card=%s amount=%s balance_after=%s", "credit" if refund else "redemption",
+                 order.name, mirror.masked, payment.amount, shop.balance)
+        return mirror.record_id
+
+    def _finish(self, order: ShopifyOrder, entry: OrderEntry, handled: set[str], applied: list[str],
+                skipped: list[str], cards: list[str]) -> None:
+        previous = entry.details if entry.status is OrderStatus.DONE else ""
+        note = f"{len(applied)} gift-card transaction(s) applied"
+        if skipped:
+            note += f", {len(skipped)} skipped (cards giftsync does not mirror: {', '.join(skipped)})"
+        details = (previous + "\n" if previous else "") + f"{self.ctx.clock.now():%Y-%m-%d %H:%M} {note}"
+        row = OrderEntry(order_key=entry.order_key, order=order.name, shopify_id=order.id, kind=OrderKind.REDEMPTION,
+                         status=OrderStatus.DONE, card_ids=cards, processed_at=self.ctx.clock.now(),
+                         details=details[-900:], transactions=sorted(handled))
+        reach("online_redeem.finish")
+        self.ctx.book.save_order_entries([row])
+        if skipped:
+            log.info("online order done with skipped cards order=%s skipped=%d", order.name, len(skipped))
+        self._tag(order)
+
+    def _tag(self, order: ShopifyOrder) -> None:
+        tag = self.online.redemption_tag
+        if not tag or tag.lower() in {t.lower() for t in order.tags}:
+            return
+        reach("online_redeem.tag")
+        self.orders.tags_add(order.id, [tag])
