@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -347,3 +348,25 @@ def test_requests_carry_version_and_token_header_only(twin, ledger):
     assert entry["path"] == "/admin/api/2026-07/graphql.json"
     assert entry["headers"]["x-shopify-access-token"] == "***"
 
+
+
+def test_threads_share_one_adapter(ledger):
+    card = new_card(ledger, "THRD1234SAFE5678", "50.00")
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for j in range(3):
+                assert ledger.get_card(card.id) is not None
+            ledger.debit(card.id, money("1.00"), note=f"giftsync:thread:{i}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    assert ledger.get_card(card.id).balance == money("45.00")
+    assert sorted(t.note for t in ledger.transactions(card.id)) == [f"giftsync:thread:{i}" for i in range(5)]

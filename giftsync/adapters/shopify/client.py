@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -67,6 +68,24 @@ def parse_retry_after(value: str | None) -> float | None:
 def _check_status(response: requests.Response, *args: Any, **kwargs: Any) -> None:
     if response.status_code == 200:
         return
+    _raise_status(response)
+
+
+def _version_watch(pinned: str) -> Callable[..., None]:
+    """A retired version is silently answered by a newer one ("fall forward", reference §0)."""
+    warned: set[str] = set()
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        served = response.headers.get("X-Shopify-API-Version")
+        if served and served != pinned and served not in warned:
+            warned.add(served)
+            log.warning("shopify answered with API version %s, not the pinned %s: update SHOPIFY_API_VERSION",
+                        served, pinned)
+
+    return hook
+
+
+def _raise_status(response: requests.Response) -> None:
     try:
         body = response.text[:300]
     except Exception:  # pragma: no cover - unreadable body
@@ -213,6 +232,8 @@ class ShopifyGraphQL:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
+        version = re.search(r"/admin/api/([^/]+)/graphql\.json$", url)
+        self._version_hook = _version_watch(version.group(1) if version else "")
         self._requests = {name: GraphQLRequest(doc, operation_name=name)
                           for name, doc in documents.DOCUMENTS.items()}
 
@@ -229,7 +250,7 @@ class ShopifyGraphQL:
                          "Accept": "application/json"},
                 timeout=self.timeout,
                 retries=0,
-                hooks={"response": [_check_status]},
+                hooks={"response": [self._version_hook, _check_status]},
             )
             client = Client(transport=transport, fetch_schema_from_transport=False)
             session = client.connect_sync()

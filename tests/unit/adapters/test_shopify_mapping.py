@@ -10,7 +10,7 @@ from gql.transport.exceptions import TransportConnectionFailed, TransportProtoco
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from giftsync.adapters.shopify import admin_graphql_url, mapping
-from giftsync.adapters.shopify.client import (HttpStatus, classify_exception, classify_graphql_errors,
+from giftsync.adapters.shopify.client import (HttpStatus, _version_watch, classify_exception, classify_graphql_errors,
                                               classify_http, throttle_wait)
 from giftsync.adapters.shopify.documents import DOCUMENTS, MUTATIONS, estimated_cost
 from giftsync.domain.money import Money
@@ -225,3 +225,13 @@ def test_documents_are_named_and_costed_under_the_limit():
         assert f" {name}" in doc.split("{", 1)[0], name
         assert estimated_cost(name, first=10) <= 1000
     assert MUTATIONS <= set(DOCUMENTS)
+
+
+def test_fall_forward_version_is_reported_once(caplog):
+    hook = _version_watch("2026-07")
+    response = requests.Response()
+    response.headers["X-Shopify-API-Version"] = "2026-10"
+    with caplog.at_level("WARNING", logger="giftsync.adapters.shopify"):
+        hook(response)
+        hook(response)
+    assert caplog.text.count("2026-10") == 1
