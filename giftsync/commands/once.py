@@ -17,9 +17,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = add_command(subparsers, "once", help="run one cycle of each prong (or of one) and exit",
                     description=(
                         "Takes the lease (exit 3 when another live daemon holds it), runs one cycle of "
-                        "each prong in order — store, shopify-purchases, shopify-redemptions — or of the "
-                        "one named by --prong, releases the lease and exits: 0 when every cycle "
-                        "completed, 1 when one raised. Ctrl-C stops after the record in hand."))
+                        "each interval prong in order — store, shopify-purchases, shopify-redemptions — "
+                        "or of the one named by --prong, releases the lease and exits: 0 when every cycle "
+                        "completed, 1 when one failed. The full reconciliation pass (on its daily "
+                        "schedule in the daemon) runs only with --prong reconcile. Ctrl-C stops after "
+                        "the record in hand."))
     p.add_argument("--prong", choices=PRONGS, help="run only this prong")
     return p
 
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_UNAVAILABLE
             log.error("the lease is held by another daemon; nothing run", extra={"other": outcome.other})
             return EXIT_LEASE_HELD
-        names = [args.prong] if args.prong else list(PRONGS)
+        # Without --prong: the interval prongs (not the cron-scheduled / on-demand full passes).
+        names = [args.prong] if args.prong else [p.name for p in app.prongs if not p.cron and p.scheduled]
         failed = []
         try:
             for name in names:

@@ -235,3 +235,14 @@ def test_unlock_ends_an_expired_lease_without_force(settings, capsys):
                                     lease_until=now - timedelta(seconds=110)))
     assert run_cli(["unlock"], app, settings)[0] == 0
     assert app.book.read_status(LEASE_ROW).state == OFFLINE
+
+
+def test_once_runs_the_interval_prongs_and_reconcile_only_on_demand(settings):
+    app = build_fakes(settings)
+    shop_day(app)
+    assert run_cli(["once"], app, settings)[0] == 0
+    for name in ("store", "shopify-purchases", "shopify-redemptions"):
+        assert app.book.read_status(f"cursor:{name}").last_run is not None, name
+    assert app.book.read_status("cursor:reconcile") is None
+    assert run_cli(["once", "--prong", "reconcile"], app, settings)[0] == 0
+    assert app.book.read_status("cursor:reconcile").last_run is not None
