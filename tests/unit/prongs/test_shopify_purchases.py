@@ -1,0 +1,243 @@
+"""The Shopify purchase prong against the fakes: giftsync SKUs, native cards, the registry,
+crashes between creating a card and recording it, bad data, the watermark."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from giftsync.adapters.fakes import FakeCardBook, FakeGiftCardLedger
+from giftsync.domain.cards import CardSource
+from giftsync.domain.emails import Metric
+from giftsync.domain.ledger import Activity
+from giftsync.errors import AmbiguousError, RetriableError
+from giftsync.ports import OrderStatus
+from giftsync.prongs.online import order_key
+from giftsync.ports import OrderKind
+
+from .online_world import SKU, Online, assert_ledger_adds_up, online, written_text  # noqa: F401
+
+
+def key(order) -> str:
+    return order_key(OrderKind.PURCHASE, order.id)
+
+
+def codes_delivered(world: Online) -> list[str]:
+    return [e.properties["Code"] for e in world.events(Metric.GIFT_CARD_DELIVERED)]
+
+
+def test_one_line_quantity_three_issues_three_cards_once(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 3, "price": "25.00"}], email="ann@example.test",
+                                   first_name="Ann", last_name="Lee")
+    report = online.purchases.run_once()
+    assert report.cards_issued == 3 and report.errors == 0
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 3
+    assert not entry.attempt.startswith("nonce:")           # no way left to rebuild the codes
+    assert online.orders.tags_of(order.id) == ["giftsync-done"]
+    delivered = online.events(Metric.GIFT_CARD_DELIVERED)
+    assert [e.email for e in delivered] == ["ann@example.test"] * 3
+    assert len(set(codes_delivered(online))) == 3
+    cards = [online.book.cards[rid] for rid in entry.card_ids]
+    assert {c.source for c in cards} == {CardSource.ONLINE_PURCHASE}
+    assert all(c.order == order.name and c.purchaser_email == "ann@example.test" for c in cards)
+    assert all(c.balance.amount == Decimal("25.00") for c in cards)
+    assert not online.events(Metric.PURCHASE_CONFIRMED)      # the purchaser is the recipient
+    crm = online.events(Metric.GIFT_CARD_ISSUED)
+    assert len(crm) == 3 and {e.email for e in crm} == {"ann@example.test"}
+    assert crm[0].value == Decimal("25.00") and crm[0].properties["Channel"] == "Online"
+    assert crm[0].properties["Order"] == order.name
+    assert_ledger_adds_up(online)
+    text = written_text(online)
+    for code in codes_delivered(online):
+        assert code not in text
+    # again: nothing new
+    online.clock.advance(15)
+    online.purchases.run_once()
+    assert online.ledger.count("create_card") == 3
+    assert len(online.events(Metric.GIFT_CARD_DELIVERED)) == 3
+
+
+def test_gift_to_someone_else_delivers_to_recipient_and_confirms_to_purchaser(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "40.00",
+                                     "properties": {"Recipient email": "bob@example.test", "Recipient name": "Bob Ray",
+                                                    "Message": "Happy birthday"}}],
+                                   email="ann@example.test", first_name="Ann")
+    online.purchases.run_once()
+    [delivery] = online.events(Metric.GIFT_CARD_DELIVERED)
+    assert delivery.email == "bob@example.test" and delivery.properties["Message"] == "Happy birthday"
+    [confirm] = online.events(Metric.PURCHASE_CONFIRMED)
+    assert confirm.email == "ann@example.test" and confirm.properties["Recipient Email"] == "bob@example.test"
+    assert delivery.properties["Code"].upper() not in repr(confirm.properties).upper()
+    [crm] = online.events(Metric.GIFT_CARD_ISSUED)
+    assert crm.email == "ann@example.test" and crm.properties["Recipient Email"] == "bob@example.test"
+    card = online.book.cards[online.registry(key(order)).card_ids[0]]
+    assert card.recipient_email == "bob@example.test" and card.purchaser_email == "ann@example.test"
+
+
+def test_native_cards_late_wait_then_done(online):
+    order = online.orders.purchase([{"sku": "NATIVE-50", "quantity": 2, "price": "50.00", "is_gift_card": True}],
+                                   email="cy@example.test", native_hidden=True)
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.WAITING
+    assert online.orders.tags_of(order.id) == []
+    online.clock.advance(15)
+    online.purchases.run_once()                          # second cycle: still nothing visible
+    assert online.registry(key(order)).status is OrderStatus.WAITING
+    online.orders.release_native(order.id)
+    online.clock.advance(15)
+    report = online.purchases.run_once()
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 2 and report.cards_mirrored == 2
+    cards = [online.book.cards[r] for r in entry.card_ids]
+    assert {c.source for c in cards} == {CardSource.SHOPIFY_NATIVE} and all(c.code_hash is None for c in cards)
+    assert not online.events(Metric.GIFT_CARD_DELIVERED)          # Shopify emails native cards itself
+    assert len(online.events(Metric.GIFT_CARD_ISSUED)) == 2
+    assert online.orders.tags_of(order.id) == ["giftsync-done"]
+    assert_ledger_adds_up(online)
+
+
+def test_native_cards_partly_visible_mirror_what_is_there_and_wait(online):
+    order = online.orders.purchase([{"sku": "NATIVE-50", "quantity": 2, "price": "50.00", "is_gift_card": True}],
+                                   email="cy@example.test", native_hidden=True)
+    first = online.orders.native_cards(order.id)[0]
+    entry = online.orders._orders[order.id]
+    entry.issued = [(cid, lid, cid == first) for cid, lid, _ in entry.issued]
+    online.purchases.run_once()
+    row = online.registry(key(order))
+    assert row.status is OrderStatus.WAITING and len(row.card_ids) == 1 and "1 of 2" in row.details
+    online.orders.release_native()
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.DONE
+    assert len(online.book.cards) == 2
+    assert len(online.events(Metric.GIFT_CARD_ISSUED)) == 2        # no duplicate CRM event
+
+
+class CrashAfterCreate(FakeGiftCardLedger):
+    """Shopify creates the card, then the process dies before anything is recorded."""
+
+    def __init__(self, inner: FakeGiftCardLedger) -> None:
+        self.__dict__.update(inner.__dict__)
+
+    def create_card(self, **kw):
+        result = super().create_card(**kw)
+        raise SystemExit("power cut after giftCardCreate")
+
+
+def test_crash_between_create_and_record_never_makes_a_second_card(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 2, "price": "30.00"}], email="dee@example.test")
+    crashing = CrashAfterCreate(online.ledger)
+    online.rebuild(ledger=crashing)
+    with pytest.raises(SystemExit):
+        online.purchases.run_once()
+    assert len(crashing.all_cards()) == 1 and not online.book.cards
+    assert online.registry(key(order)).status is OrderStatus.PROCESSING
+    online.ledger.__dict__.update(crashing.__dict__)        # the same Shopify, a new process
+    online.rebuild()
+    online.clock.advance(30)
+    online.purchases.run_once()
+    assert len(online.ledger.all_cards()) == 2               # the first one adopted, one more created
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 2
+    assert len(online.events(Metric.GIFT_CARD_DELIVERED)) == 2
+    assert_ledger_adds_up(online)
+
+
+def test_ambiguous_create_reads_back_and_adopts(online):
+    online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10.00"}], email="eve@example.test")
+    online.ledger.fail_next("create_card", AmbiguousError("shopify", "timeout"), applied=True)
+    online.purchases.run_once()
+    assert len(online.ledger.all_cards()) == 1 and len(online.book.cards) == 1
+
+
+def test_failed_delivery_keeps_processing_then_finishes(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10.00"}], email="fay@example.test")
+    online.messenger.fail_next("send", RetriableError("klaviyo", "503"), times=3)
+    online.purchases.run_once()
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.PROCESSING and entry.attempt.startswith("nonce:")
+    assert any(r.activity is Activity.EMAIL_FAILED for r in online.book.all_receipts())
+    assert online.orders.tags_of(order.id) == []
+    online.clock.advance(15)
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.DONE
+    assert online.ledger.count("create_card") == 1
+    assert len(online.events(Metric.GIFT_CARD_DELIVERED)) == 1
+
+
+@pytest.mark.parametrize("line,email,reason", [
+    ({"sku": SKU, "quantity": 1, "price": "0"}, "a@example.test", "no positive unit price"),
+    ({"sku": SKU, "quantity": 1, "price": "900"}, "a@example.test", "above the maximum"),
+    ({"sku": SKU, "quantity": 1, "price": "10", "properties": {"Recipient email": "not-an-email"}},
+     "a@example.test", "recipient email"),
+    ({"sku": SKU, "quantity": 1, "price": "10"}, "", "no recipient email and no customer email"),
+])
+def test_bad_data_skips_the_order_and_the_run_goes_on(online, line, email, reason):
+    bad = online.orders.purchase([line], email=email)
+    good = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email="ok@example.test")
+    report = online.purchases.run_once()
+    entry = online.registry(key(bad))
+    assert entry.status is OrderStatus.SKIPPED and reason in entry.details
+    assert online.registry(key(good)).status is OrderStatus.DONE and report.errors == 0
+    assert online.messenger.by_id(f"alert:order-skipped:{key(bad)}") is not None
+    assert online.ledger.count("create_card") == 1
+
+
+def test_orders_without_gift_cards_are_left_alone(online):
+    order = online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "12"}], email="g@example.test")
+    online.purchases.run_once()
+    assert online.registry(key(order)) is None and online.orders.tags_of(order.id) == []
+
+
+def test_registry_written_before_tag_and_tag_finished_after_a_crash(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email="h@example.test")
+    online.orders.fail_next("tags_add", RetriableError("shopify", "503"))
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.DONE and online.orders.tags_of(order.id) == []
+    online.purchases.run_once()
+    assert online.orders.tags_of(order.id) == ["giftsync-done"]
+    assert online.ledger.count("create_card") == 1
+
+
+def test_watermark_never_passes_the_poll_start_and_failures_hold_it(online):
+    online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email="i@example.test")
+    started = online.clock.now()
+    online.purchases.run_once()
+    row = online.book.read_status("watermark:shopify-purchases")
+    assert row is not None and datetime.fromisoformat(row.cursor) <= started
+    online.clock.advance(60)
+    failing = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email="j@example.test")
+    online.book.fail_next("order_entry", RetriableError("airtable", "503"))
+    report = online.purchases.run_once()
+    assert report.errors == 1
+    assert datetime.fromisoformat(online.book.read_status("watermark:shopify-purchases").cursor) < failing.updated_at
+    online.clock.advance(15)
+    online.purchases.run_once()
+    assert online.registry(key(failing)).status is OrderStatus.DONE
+
+
+def test_no_identity_at_all_is_a_crm_receipt_and_an_alert(online):
+    order = online.orders.purchase([{"sku": "NATIVE-25", "quantity": 1, "price": "25", "is_gift_card": True}])
+    online.purchases.run_once()
+    card = online.book.cards[online.registry(key(order)).card_ids[0]]
+    crm = online.book.receipts[f"crm:issued:{card.shopify_id}"]
+    assert crm.activity is Activity.CRM and crm.outcome == "No customer identity"
+    assert online.messenger.by_id(f"alert:crm:{card.shopify_id}") is not None
+    assert not online.events(Metric.GIFT_CARD_ISSUED)
+
+
+def test_mixed_order_giftsync_and_native_lines(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "20"},
+                                    {"sku": "NATIVE-50", "quantity": 1, "price": "50", "is_gift_card": True}],
+                                   email="k@example.test", native_hidden=True)
+    online.purchases.run_once()
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.WAITING and len(entry.card_ids) == 1
+    assert not entry.attempt.startswith("nonce:")
+    online.orders.release_native()
+    online.purchases.run_once()
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 2
+    assert online.ledger.count("create_card") == 1 and len(online.events(Metric.GIFT_CARD_DELIVERED)) == 1
+    assert_ledger_adds_up(online)

@@ -1,0 +1,119 @@
+"""The Shopify redemption prong against the fakes: one card, two cards, a card never
+mirrored, refunds, crashes half-way, and the ledger adding up."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from giftsync.domain.emails import Metric
+from giftsync.domain.ledger import Activity, Channel
+from giftsync.errors import RetriableError
+from giftsync.ports import OrderKind, OrderStatus
+from giftsync.prongs.online import numeric, order_key
+
+from .online_world import Online, assert_ledger_adds_up, online  # noqa: F401
+
+
+def key(order) -> str:
+    return order_key(OrderKind.REDEMPTION, order.id)
+
+
+def receipt_of(world: Online, order, payment) -> object:
+    return world.book.receipts[f"online:{numeric(order.id)}:{numeric(payment.id)}"]
+
+
+def test_one_card_pays_part_of_an_order(online):
+    _, card_id, mirror = online.mirrored("50.00", recipient_email="holder@example.test")
+    order = online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "30"}], email="buyer@example.test",
+                                   gift_card_payments=[(card_id, "20.00")])
+    report = online.redemptions.run_once()
+    assert report.redeemed == 1 and report.errors == 0
+    [payment] = order.payments
+    receipt = receipt_of(online, order, payment)
+    assert receipt.activity is Activity.REDEEM and receipt.channel is Channel.ONLINE
+    assert receipt.amount.amount == Decimal("-20.00") and receipt.balance_after.amount == Decimal("30.00")
+    assert order.name in receipt.source
+    assert online.book.cards[mirror.record_id].balance.amount == Decimal("30.00")
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.DONE and entry.transactions == [payment.id]
+    assert online.orders.tags_of(order.id) == ["giftsync-redeemed"]
+    [crm] = online.events(Metric.GIFT_CARD_REDEEMED)
+    assert crm.email == "buyer@example.test" and crm.properties["Channel"] == "Online"
+    assert_ledger_adds_up(online)
+    online.redemptions.run_once()                           # seen again: nothing twice
+    assert len(online.events(Metric.GIFT_CARD_REDEEMED)) == 1
+    assert len([r for r in online.book.all_receipts() if r.activity is Activity.REDEEM]) == 1
+
+
+def test_two_cards_on_one_order(online):
+    _, a, ma = online.mirrored("10.00")
+    _, b, mb = online.mirrored("40.00")
+    order = online.orders.purchase([{"sku": "LAMP", "quantity": 1, "price": "35"}], email="two@example.test",
+                                   gift_card_payments=[(a, "10.00"), (b, "25.00")])
+    online.redemptions.run_once()
+    assert online.book.cards[ma.record_id].balance.amount == 0
+    assert online.book.cards[mb.record_id].balance.amount == Decimal("15.00")
+    entry = online.registry(key(order))
+    assert set(entry.card_ids) == {ma.record_id, mb.record_id} and len(entry.transactions) == 2
+    assert_ledger_adds_up(online)
+
+
+def test_card_never_mirrored_is_skipped_and_counted(online):
+    native = online.ledger.add_card("ONLYONLINE0001", "60.00")
+    _, mine, mirror = online.mirrored("20.00")
+    order = online.orders.purchase([{"sku": "LAMP", "quantity": 1, "price": "50"}], email="x@example.test",
+                                   gift_card_payments=[(native.id, "40.00"), (mine, "10.00")])
+    report = online.redemptions.run_once()
+    assert report.skipped_cards == 1 and report.redeemed == 1
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.DONE and "1 skipped" in entry.details and "0001" in entry.details
+    assert online.book.card_by_shopify_id(native.id) is None        # not mirrored by this prong
+    assert len(online.book.cards) == 1
+    assert_ledger_adds_up(online)
+
+
+def test_refund_to_a_card_later_is_a_credit(online):
+    _, card_id, mirror = online.mirrored("50.00")
+    order = online.orders.purchase([{"sku": "LAMP", "quantity": 1, "price": "50"}], email="r@example.test",
+                                   gift_card_payments=[(card_id, "50.00")])
+    online.redemptions.run_once()
+    online.clock.advance(3600)
+    online.orders.refund(order.id, card_id, "15.00")
+    online.redemptions.run_once()
+    credit = [r for r in online.book.all_receipts() if r.activity is Activity.CREDIT]
+    assert len(credit) == 1 and credit[0].amount.amount == Decimal("15.00")
+    assert credit[0].balance_after.amount == Decimal("15.00")
+    assert online.book.cards[mirror.record_id].balance.amount == Decimal("15.00")
+    assert len(online.registry(key(order)).transactions) == 2
+    assert len(online.events(Metric.GIFT_CARD_REDEEMED)) == 1       # no CRM redemption for a refund
+    assert_ledger_adds_up(online)
+
+
+def test_failure_half_way_resumes_without_doing_anything_twice(online):
+    _, a, ma = online.mirrored("30.00")
+    _, b, mb = online.mirrored("30.00")
+    order = online.orders.purchase([{"sku": "LAMP", "quantity": 1, "price": "20"}], email="y@example.test",
+                                   gift_card_payments=[(a, "10.00"), (b, "10.00")])
+    online.ledger.fail_next("get_card", RetriableError("shopify", "503"))
+    report = online.redemptions.run_once()
+    assert report.errors >= 1
+    assert online.registry(key(order)).status is OrderStatus.PROCESSING
+    online.redemptions.run_once()
+    assert online.registry(key(order)).status is OrderStatus.DONE
+    assert online.book.cards[ma.record_id].balance.amount == Decimal("20.00")
+    assert online.book.cards[mb.record_id].balance.amount == Decimal("20.00")
+    assert len([r for r in online.book.all_receipts() if r.activity is Activity.REDEEM]) == 2
+    assert_ledger_adds_up(online)
+
+
+def test_redemption_of_an_online_bought_card_credits_crm_to_the_payer(online):
+    from .online_world import SKU
+    bought = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "25"}], email="gifter@example.test")
+    online.purchases.run_once()
+    card = next(iter(online.book.cards.values()))
+    online.clock.advance(60)
+    online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "12"}], email="gifter@example.test",
+                           gift_card_payments=[(card.shopify_id, "12.00")])
+    online.redemptions.run_once()
+    assert online.book.cards[card.record_id].balance.amount == Decimal("13.00")
+    assert_ledger_adds_up(online)
+    assert bought.name
