@@ -91,7 +91,7 @@ class Simulator:
                     out.append((code, bal))
         return out
 
-    def _amount(self, cap: Decimal, low: str = "2") -> Decimal:
+    def _amount(self, cap: Decimal, low: str = "1") -> Decimal:
         hi = min(cap, Decimal("45"))
         if hi <= Decimal(low):
             return hi.quantize(CENT, ROUND_DOWN)
@@ -117,18 +117,21 @@ class Simulator:
             amount = Decimal(self.rng.randint(5, 20))
         else:
             code, bal = self.rng.choice(cards)
-            amount = bal + Decimal(self.rng.randint(1, 10)) if roll < 0.12 else self._amount(bal)
+            # at most half of what is left: cards wear down slowly and stay usable for a person trying things
+            amount = bal + Decimal(self.rng.randint(1, 10)) if roll < 0.12 else self._amount(bal / 2)
         self.api.submit_redemption({"store": store.record_id, "code": self._typed(code), "amount": str(amount),
                                     "staff": staff, "note": "simulated"})
 
     def _online_payment(self) -> None:
-        cards = self._balances()
+        cards = [(c, b) for c, b in self._balances() if b >= 1]
         if not cards:
             return self._online_purchase()
         code, bal = self.rng.choice(cards)
         goods = [p for p in self.world.catalogue if not p.giftsync and not p.gift_card]
         product = self.rng.choice(goods)
-        amount = min(bal, product.price)
+        # part of the price with the card (at most half its balance), the rest by bank card
+        share = Decimal(str(self.rng.uniform(0.2, 1.0)))
+        amount = max(CENT, min(product.price * share, bal / 2).quantize(CENT, ROUND_DOWN))
         customer = self.rng.choice(self.world.customers)
         self.api.shopify_pay({"email": customer.email, "sku": product.sku, "code": code, "amount": str(amount)})
 

@@ -116,7 +116,7 @@ def _wait(driver, predicate, timeout: float, what: str, stderr_path: Path | None
         pytest.fail(f"timed out after {timeout}s waiting for {what} (screenshot: {shot})\n--- sandbox log ---\n{tail}")
 
 
-def test_redeem_a_card_in_the_console(sandbox, browser, tmp_path):
+def test_redeem_a_card_in_the_console(browser, sandbox, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 

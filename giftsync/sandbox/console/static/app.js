@@ -282,7 +282,7 @@ function renderShopifyCards(cards) {
     ["Balance", (c) => money(c.balance, c.currency), "num"],
     ["Initial", (c) => money(c.initialValue, c.currency), "num"],
     ["Status", (c) => statusPill(!c.enabled || c.deactivatedAt ? "Disabled" : (c.visible === false ? "Processing" : "Active"))],
-    ["Source", (c) => ({ api_client: "app / import", purchased: "bought online", manual: "admin" }[c.source] || c.source || "")],
+    ["Source", (c) => ({ api_client: "app (API)", purchased: "bought online", manual: "admin" }[c.source] || c.source || "")],
     ["Customer", (c) => (c.customer && state.customers[c.customer] ? state.customers[c.customer].email : (c.customer || ""))],
     ["Last change", (c) => {
       const tx = c.transactions || [];
@@ -464,7 +464,7 @@ function bindForm(formId, resultId, handler) {
     try {
       await handler(formData(form), box, form);
     } catch (e) {
-      showResult(box, "error", "Not submitted: " + e.message);
+      showResult(box, "error", (form.dataset.kind === "shopify" ? "Refused: " : "Not submitted: ") + e.message);
     } finally {
       button.disabled = false;
     }
