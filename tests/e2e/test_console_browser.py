@@ -125,7 +125,7 @@ def test_redeem_a_card_in_the_console(browser, sandbox, tmp_path):
     d.get(url)
     _wait(d, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true", 20,
           "the console to load")
-    _wait(d, lambda d: d.find_element(By.ID, "daemon-status").get_attribute("data-state") == "running", 30,
+    _wait(d, lambda d: d.find_element(By.ID, "daemon-status").get_attribute("data-state") == "running", 60,
           "the daemon to show as running", stderr_path)
 
     # the demo list is the one place whole codes are shown; take the $100 card from it
@@ -148,7 +148,7 @@ def test_redeem_a_card_in_the_console(browser, sandbox, tmp_path):
 
     result = d.find_element(By.ID, "redeem-result")
     _wait(d, lambda d: result.get_attribute("data-record"), 15, "the record to be created", stderr_path)
-    _wait(d, lambda d: result.get_attribute("data-status") in ("Done", "Rejected"), 90,
+    _wait(d, lambda d: result.get_attribute("data-status") in ("Done", "Rejected"), 120,
           "giftsync to process the redemption", stderr_path)
     assert result.get_attribute("data-status") == "Done", result.text
     outcome = result.find_element(By.CSS_SELECTOR, "[data-test=result-outcome]").text
@@ -158,7 +158,7 @@ def test_redeem_a_card_in_the_console(browser, sandbox, tmp_path):
     assert result.find_element(By.CSS_SELECTOR, "[data-test=result-card]").text.endswith(last4)
 
     # the store's email, as the shop reads it
-    _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#redeem-result [data-test=result-email]"), 60,
+    _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#redeem-result [data-test=result-email]"), 90,
           "the store's email", stderr_path)
     email = result.find_element(By.CSS_SELECTOR, "[data-test=result-email]")
     assert email.get_attribute("data-to") == "harbour.street@shops.example.com"
