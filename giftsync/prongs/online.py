@@ -23,7 +23,7 @@ class OnlineOptions:
     order_tag: str = "giftsync-done"         # tag on an order whose purchase giftsync handled
     redemption_tag: str = "giftsync-redeemed"  # tag on an order whose gift-card payments were applied
     overlap_seconds: float = 600.0           # re-read this far behind the watermark (index lag, clock skew)
-    page_size: int = 10                      # orders per request
+    page_size: int = 5                       # orders per request (each asks ~74 cost points)
     max_pages: int = 20                      # pages per cycle (the rest next cycle)
     card_page_size: int = 50                 # cards per request in the reconcile walk
     native_lookback_seconds: float = 300.0   # native cards are searched from order.createdAt minus this

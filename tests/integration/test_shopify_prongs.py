@@ -1,0 +1,293 @@
+"""The Shopify prongs through the real adapters (pyairtable, gql, klaviyo-api) against the
+three twins: online purchases of both kinds, online redemptions, an admin adjustment, a
+refund to a card, a crash between creating a card and recording the order, and traces."""
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+
+from giftsync import cli
+from giftsync.bootstrap import build_app, online_options, store_options
+from giftsync.config import Settings
+from giftsync.domain.ledger import Activity
+from giftsync.ports import OrderKind, OrderStatus
+from giftsync.prongs.online import order_key
+from giftsync.prongs.shopify_purchases import ShopifyPurchases
+from giftsync.runtime import logs
+from giftsync.sandbox import start_twin
+from giftsync.sandbox.airtable.seed import base_seed_from_schema, load_base_schema
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+TOKEN = "patShopifyProngs0.0123456789abcdef0123456789abcdef"
+BASE = "appGiftsyncSandbx"
+SHOP_TOKEN = "shpat_0123456789abcdef0123456789abcdef"
+KEY = "pk_prongs_0123456789abcdefghijk"
+SKU = "GS-GIFT-25"
+SEED = {
+    "customers": [{"email": "ann@example.com", "firstName": "Ann", "lastName": "Lee"}],
+    "products": [
+        {"sku": SKU, "title": "giftsync card 25", "price": "25.00", "giftsync": True},
+        {"sku": "NATIVE-50", "title": "Online gift card 50", "price": "50.00", "isGiftCard": True},
+        {"sku": "MUG", "title": "Mug", "price": "12.00"},
+        {"sku": "LAMP", "title": "Lamp", "price": "60.00"},
+    ],
+    "giftCards": [{"code": "NEVERMIRRORED01", "initialValue": "40.00", "note": "issued before giftsync"}],
+}
+SCOPES = ["read_gift_cards", "write_gift_cards", "read_gift_card_transactions", "write_gift_card_transactions",
+          "read_orders", "write_orders", "read_customers", "write_customers"]
+
+
+@pytest.fixture
+def twins():
+    seed = base_seed_from_schema(load_base_schema(), base_id=BASE)
+    servers = [start_twin("airtable", seed=seed, rate_limit=False, token=TOKEN),
+               start_twin("shopify", seed=SEED, tokens={SHOP_TOKEN: SCOPES}, restore_rate=5000, bucket_size=20000),
+               start_twin("klaviyo", api_key=KEY, rate_limit=False)]
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def settings(twins):
+    at, sh, kl = twins
+    return Settings.from_mapping({
+        "AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": BASE, "SHOPIFY_SHOP": "prongs-test",
+        "SHOPIFY_ACCESS_TOKEN": SHOP_TOKEN, "KLAVIYO_API_KEY": KEY, "GIFTSYNC_CODE_SECRET": "q" * 40,
+        "GIFTSYNC_ADMIN_EMAIL": "admin@example.test", "AIRTABLE_API_URL": at.url, "SHOPIFY_ADMIN_URL": sh.url,
+        "KLAVIYO_API_URL": kl.url, "GIFTSYNC_LEASE_SETTLE_SECONDS": "0.1", "GIFTSYNC_AIRTABLE_RATE": "50",
+        "GIFTSYNC_GIFT_CARD_SKUS": SKU,
+    })
+
+
+@pytest.fixture
+def app(settings):
+    app = build_app(settings)
+    yield app
+    app.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_logging():
+    yield
+    logs.clear_sensitive()
+    import logging
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_giftsync_handler", False):
+            root.removeHandler(h)
+
+
+def cycle(app, name):
+    return app.prong(name).run(lambda: True)
+
+
+def shop(twins):
+    return twins[1].app
+
+
+def klaviyo(twins):
+    return twins[2].app
+
+
+def purchase_key(order: dict) -> str:
+    return order_key(OrderKind.PURCHASE, order["id"])
+
+
+def assert_ledger_adds_up(app) -> None:
+    for card in app.book.iter_cards():
+        real = app.ledger.get_card(card.shopify_id)
+        assert card.balance.amount == real.balance.amount, card.masked
+        rows = [r for r in app.book.receipts_for_card(card.record_id) if r.balance_after is not None]
+        assert rows and rows[-1].balance_after.amount == real.balance.amount, card.masked
+
+
+def trace(settings, app, ref):
+    out = io.StringIO()
+    import contextlib
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["trace", ref, "--json"], settings=settings, log_stream=io.StringIO(),
+                        app_factory=lambda s: build_app(s))
+    return code, json.loads(out.getvalue())
+
+
+# -- purchases ----------------------------------------------------------------------------------------
+
+def test_giftsync_sku_quantity_three_and_a_gift(twins, app):
+    mine = shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": SKU, "quantity": 3}]})
+    gift = shop(twins).purchase({"customer": {"email": "ann@example.com"},
+                                 "lines": [{"sku": SKU, "quantity": 1,
+                                            "properties": {"Recipient email": "bob@example.com",
+                                                           "Recipient name": "Bob"}}]})
+    report = cycle(app, "shopify-purchases")
+    assert report.cards_issued == 4 and report.errors == 0
+    entry = app.book.order_entry(purchase_key(mine))
+    assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 3 and not entry.attempt.startswith("nonce:")
+    assert "giftsync-done" in shop(twins).world.orders()[0]["tags"]
+    kl = klaviyo(twins)
+    assert len(kl.event_items(metric="Gift Card Delivered", email="ann@example.com")) == 3
+    assert len(kl.event_items(metric="Gift Card Delivered", email="bob@example.com")) == 1
+    assert len(kl.event_items(metric="Gift Card Purchase Confirmed", email="ann@example.com")) == 1
+    issued = kl.event_items(metric="Gift Card Issued", email="ann@example.com")
+    assert len(issued) == 4                                   # CRM on the purchaser's profile, value counted
+    assert kl.profile_items("ann@example.com")[0]["lifetime_value"] == 100.0
+    codes = [e["properties"]["Code"] for e in kl.event_items(metric="Gift Card Delivered")]
+    twin_codes = {c["code"].upper() for c in shop(twins).cards(include_codes=True)}
+    assert {c.upper() for c in codes} <= twin_codes
+    for item in kl.outbox_items():
+        if item["metric"] != "Gift Card Delivered":
+            assert not any(c.upper() in json.dumps(item).upper() for c in codes)
+    cycle(app, "shopify-purchases")                            # nothing twice
+    assert len(shop(twins).cards()) == 1 + 4
+    assert app.book.order_entry(purchase_key(gift)).status is OrderStatus.DONE
+    assert_ledger_adds_up(app)
+
+
+def test_native_cards_two_cycles_late(twins, app):
+    order = shop(twins).purchase({"customer": {"email": "ann@example.com"}, "native_delay_requests": 100000,
+                                  "lines": [{"sku": "NATIVE-50", "quantity": 2,
+                                             "properties": {"Recipient email": "cy@example.com"}}]})
+    cycle(app, "shopify-purchases")
+    cycle(app, "shopify-purchases")
+    entry = app.book.order_entry(purchase_key(order))
+    assert entry.status is OrderStatus.WAITING and not entry.card_ids
+    assert "giftsync-done" not in shop(twins).world.orders()[0]["tags"]
+    shop(twins).release_pending_cards()
+    report = cycle(app, "shopify-purchases")
+    entry = app.book.order_entry(purchase_key(order))
+    assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 2 and report.cards_mirrored == 2
+    cards = [app.book.card(r) for r in entry.card_ids]
+    assert all(c.code_hash is None and c.recipient_email == "cy@example.com" for c in cards)
+    assert "giftsync-done" in shop(twins).world.orders()[0]["tags"]
+    assert_ledger_adds_up(app)
+
+
+class CrashAfterCreate:
+    """The real Shopify adapter, but the process dies right after giftCardCreate returned."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def create_card(self, **kw):
+        self.inner.create_card(**kw)
+        raise SystemExit("power cut between creating the card and recording it")
+
+
+def test_crash_between_create_and_record_makes_no_second_card(twins, app, settings):
+    order = shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": SKU, "quantity": 2}]})
+    crashing = ShopifyPurchases(app.book, CrashAfterCreate(app.ledger), app.ledger, app.messenger, app.clock,
+                                app.hasher, store_options(settings), online_options(settings))
+    with pytest.raises(SystemExit):
+        crashing.run_once()
+    assert len(shop(twins).cards()) == 2                       # the seeded card + the one created
+    assert app.book.order_entry(purchase_key(order)).status is OrderStatus.PROCESSING
+    report = cycle(app, "shopify-purchases")                   # a new process resumes the order
+    assert report.errors == 0
+    assert len(shop(twins).cards()) == 3                       # adopted the first, created the second
+    entry = app.book.order_entry(purchase_key(order))
+    assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 2
+    assert len(klaviyo(twins).event_items(metric="Gift Card Delivered")) == 2
+    assert_ledger_adds_up(app)
+
+
+# -- redemptions, refunds, adjustments --------------------------------------------------------------------
+
+def _buy_cards(twins, app, n):
+    shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": SKU, "quantity": n}]})
+    cycle(app, "shopify-purchases")
+    return [c for c in app.book.iter_cards()]
+
+
+def test_online_redemptions_one_card_two_cards_and_one_never_mirrored(twins, app):
+    a, b = _buy_cards(twins, app, 2)
+    one = shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": "MUG"}],
+                                "gift_card_payments": [{"id": a.shopify_id, "amount": "12.00"}]})
+    two = shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": "LAMP"}],
+                                "gift_card_payments": [{"id": a.shopify_id, "amount": "10.00"},
+                                                       {"id": b.shopify_id, "amount": "25.00"}]})
+    other = shop(twins).purchase({"email": "zed@example.com", "lines": [{"sku": "LAMP"}],
+                                  "gift_card_payments": [{"code": "NEVERMIRRORED01", "amount": "30.00"}]})
+    report = cycle(app, "shopify-redemptions")
+    assert report.redeemed == 3 and report.skipped_cards == 1 and report.errors == 0
+    assert app.book.card(a.record_id).balance.amount == Decimal("3.00")
+    assert app.book.card(b.record_id).balance.amount == Decimal("0.00")
+    rows = [r for r in app.book.receipts_for_card(a.record_id) if r.activity is Activity.REDEEM]
+    assert {r.amount.amount for r in rows} == {Decimal("-12.00"), Decimal("-10.00")}
+    assert all(r.source.startswith("Order #") for r in rows)
+    skipped = app.book.order_entry(order_key(OrderKind.REDEMPTION, other["id"]))
+    assert skipped.status is OrderStatus.DONE and "1 skipped" in skipped.details
+    assert len(app.book.order_entry(order_key(OrderKind.REDEMPTION, two["id"])).transactions) == 2
+    assert app.book.order_entry(order_key(OrderKind.REDEMPTION, one["id"])).status is OrderStatus.DONE
+    assert len(klaviyo(twins).event_items(metric="Gift Card Redeemed", email="ann@example.com")) == 3
+    cycle(app, "shopify-redemptions")                          # seen again (tags bump updatedAt): nothing twice
+    assert len([r for r in app.book.receipts_for_card(a.record_id) if r.activity is Activity.REDEEM]) == 2
+    assert_ledger_adds_up(app)
+
+
+def test_refund_to_a_card_is_a_credit(twins, app):
+    [card] = _buy_cards(twins, app, 1)
+    order = shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": "MUG"}],
+                                  "gift_card_payments": [{"id": card.shopify_id, "amount": "12.00"}]})
+    cycle(app, "shopify-redemptions")
+    shop(twins).refund(order["id"], {"gift_card": card.shopify_id, "amount": "5.00"})
+    cycle(app, "shopify-redemptions")
+    credits = [r for r in app.book.receipts_for_card(card.record_id) if r.activity is Activity.CREDIT]
+    assert len(credits) == 1 and credits[0].amount.amount == Decimal("5.00")
+    assert app.book.card(card.record_id).balance.amount == Decimal("18.00")
+    assert_ledger_adds_up(app)
+
+
+def test_admin_adjustment_found_by_the_reconcile_pass(twins, app, settings):
+    [card] = _buy_cards(twins, app, 1)
+    shop(twins).adjust(card.shopify_id, "-4.00", note="damaged card goodwill")
+    out = io.StringIO()
+    assert cli.main(["once", "--prong", "reconcile"], settings=settings, log_stream=out,
+                    app_factory=lambda s: build_app(s)) == 0
+    adj = [r for r in app.book.receipts_for_card(card.record_id) if r.activity is Activity.ADJUST]
+    assert len(adj) == 1 and adj[0].amount.amount == Decimal("-4.00") and "goodwill" in adj[0].details
+    assert app.book.card(card.record_id).balance.amount == Decimal("21.00")
+    assert_ledger_adds_up(app)
+
+
+def test_admin_adjustment_found_by_the_walk_when_updated_at_moves(twins, app):
+    shop(twins).bump_updated_at_on_transactions = True
+    [card] = _buy_cards(twins, app, 1)
+    cycle(app, "shopify-redemptions")                          # first walk sets the watermark
+    shop(twins).adjust(card.shopify_id, "5.00", note="top-up")
+    report = cycle(app, "shopify-redemptions")
+    assert report.adjusted == 1
+    assert app.book.card(card.record_id).balance.amount == Decimal("30.00")
+    assert_ledger_adds_up(app)
+
+
+# -- trace --------------------------------------------------------------------------------------------
+
+def test_trace_healthy_card_and_one_whose_crm_event_is_missing(twins, app, settings):
+    shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": SKU, "quantity": 1}]})
+    cycle(app, "shopify-purchases")
+    [card] = list(app.book.iter_cards())
+    code, data = trace(settings, app, card.record_id)
+    assert code == 0
+    [chain] = data["cards"]
+    assert chain["first_missing"] is None
+    assert [l["status"] for l in chain["chain"]] == ["ok", "ok", "ok", "ok"]
+    assert "ann@example.com" in chain["chain"][2]["detail"]
+    code, data = trace(settings, app, card.order)
+    assert code == 0 and len(data["cards"]) == 1
+    # a card whose CRM event never went out: mirrored by hand, no relay
+    from giftsync.domain.cards import CardSource, MirrorCard
+    real = shop(twins).issue_card({"amount": "15.00"})
+    app.book.save_cards([MirrorCard(record_id=None, shopify_id=real["id"], last4=real["lastCharacters"].upper(),
+                                    balance=app.ledger.get_card(real["id"]).balance, source=CardSource.IMPORTED)])
+    code, data = trace(settings, app, real["code"])
+    assert code == 1
+    [chain] = data["cards"]
+    assert chain["first_missing"] == "CRM event sent"
+    assert real["code"].upper() not in json.dumps(data).upper()
