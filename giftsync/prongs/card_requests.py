@@ -25,7 +25,7 @@ from ..domain.cards import CardKind, CardSource, CardStatus, MirrorCard, Shopify
 from ..domain.codes import is_valid_code, last4, mask, normalise_code
 from ..domain.emails import EmailEvent, Metric, valid_email
 from ..domain.forms import CardRequestForm, Store
-from ..domain.ledger import Activity
+from ..domain.ledger import Activity, Channel
 from ..domain.money import InvalidAmount, Money, parse_amount
 from ..domain.outcomes import FormStatus, RequestOutcome
 from ..errors import AmbiguousError, RetriableError
@@ -321,31 +321,17 @@ class CardRequests:
                                       card_masked=card.masked)
 
     def _crm(self, form: CardRequestForm, plan: Plan, card: MirrorCard) -> None:
-        """CRM relay: the issue on the purchaser's profile (else the recipient's), with its value."""
-        identity = form.purchaser_email.strip() or form.recipient_email.strip()
-        source = f"{TABLE.value}/{form.record_id}"
-        if not identity:
-            self.ctx.write_receipts("request.receipt", [self.ctx.receipt(
-                f"crm:{card.shopify_id}", Activity.CRM, card_record_id=card.record_id, card_masked=card.masked,
-                store_record_id=plan.store.record_id, source=source, outcome="No customer identity",
-                correlation_id=card.shopify_id,
-                details="Card issued without purchaser or recipient email: no CRM event sent")])
-            self.ctx.notifier.alert(f"crm:{card.shopify_id}", "Card issued without a customer identity",
-                                    f"card={card.masked} request={form.record_id} store={plan.store.name}", source=source)
-            return
-        name = form.purchaser_name if form.purchaser_email.strip() else form.recipient_name
-        first, _, rest = (name or "").partition(" ")
-        event = EmailEvent(metric=Metric.GIFT_CARD_ISSUED, email=identity, unique_id=f"crm:issued:{card.shopify_id}",
-                           properties={"Card": card.masked, "Channel": "Store", "Store": plan.store.name,
-                                       "Order": "", "Kind": plan.kind.value, "Amount": plan.amount.plain(),
-                                       "Currency": plan.amount.currency, "Recipient Email": form.recipient_email.strip(),
-                                       "Recipient Name": form.recipient_name, "Source": source,
-                                       "Identity": "purchaser" if form.purchaser_email.strip() else "recipient"},
-                           value=plan.amount.amount, value_currency=plan.amount.currency,
-                           first_name=first, last_name=rest)
-        reach("request.crm")
-        self.ctx.notifier.send(event, source=source, store_record_id=plan.store.record_id,
-                               card_record_id=card.record_id, card_masked=card.masked)
+        """CRM relay (the builder shared with the online prongs, giftsync/prongs/crm.py): the
+        issue on the purchaser's profile (else the recipient's), with its value; a CRM receipt
+        records what was sent (or that no identity was known, with an admin alert)."""
+        from . import crm
+        crm.relay_issued(self.ctx, crm.Issue(
+            shopify_id=card.shopify_id, card_record_id=card.record_id, card_masked=card.masked, amount=plan.amount,
+            channel=Channel.STORE, source=f"{TABLE.value}/{form.record_id}",
+            purchaser_email=form.purchaser_email.strip(), purchaser_name=form.purchaser_name,
+            recipient_email=form.recipient_email.strip(), recipient_name=form.recipient_name,
+            store_name=plan.store.name, store_record_id=plan.store.record_id, kind=plan.kind.value),
+            point="request.crm", receipt_point="request.receipt")
 
     def confirmations(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> list[EmailEvent]:
         """Store confirmation and (gift) purchaser confirmation, from the finished record alone."""
