@@ -120,6 +120,14 @@ class Settings:
         """Read and validate. ``env`` defaults to ``os.environ``; ``env_file`` (or ``./.env`` when
         it exists and ``use_default_env_file``) fills in what the environment does not set.
         ``overrides`` (e.g. command-line options) win over both."""
+        return cls.from_mapping(cls.gather(env, env_file=env_file, use_default_env_file=use_default_env_file,
+                                           overrides=overrides))
+
+    @staticmethod
+    def gather(env: Mapping[str, str] | None = None, *, env_file: str | os.PathLike | None = None,
+               use_default_env_file: bool = True, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The raw values ``load`` would read (the .env file, then the environment, then
+        ``overrides``), unvalidated — ``giftsync doctor`` checks them one by one."""
         merged: dict[str, str] = {}
         path: Path | None = Path(env_file) if env_file else None
         if path is None and use_default_env_file and Path(".env").is_file():
@@ -132,33 +140,14 @@ class Settings:
         merged.update(os.environ if env is None else env)
         if overrides:
             merged.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_mapping(merged)
+        return merged
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = f.metadata["env"]
-            spec = _SPECS[f.name]
-            raw = env.get(name)
-            raw = raw.strip() if isinstance(raw, str) else raw
-            if raw in (None, ""):
-                if spec.required:
-                    problems.append(f"{name}: missing ({spec.hint})")
-                    continue
-                raw = spec.default
-                if raw is None:
-                    values[f.name] = None
-                    continue
-            try:
-                values[f.name] = spec.parse(raw)
-            except ValueError as exc:
-                problems.append(f"{name}: {exc}")  # secret parsers never put the value in exc
-        if not problems:
-            problems.extend(_cross_checks(values))
+        values, problems = check_each(env)
         if problems:
-            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(
+                f"{name}: {problem}" for name, problem in problems.items()))
         return cls(**values)
 
     # -- views ---------------------------------------------------------------------------
@@ -366,6 +355,50 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
     if settle * 2 >= lease:
         problems.append(f"GIFTSYNC_LEASE_SETTLE_SECONDS: must be less than half the lease, got {settle:g}")
     return problems
+
+
+def check_each(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse every setting of ``env``: (field name → value, env name → problem). A setting
+    with a problem has no value; the cross-checks (lease lengths) run when the settings
+    they compare parsed. Problems never contain a secret's value."""
+    problems: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = f.metadata["env"]
+        spec = _SPECS[f.name]
+        raw = env.get(name)
+        raw = raw.strip() if isinstance(raw, str) else raw
+        if raw in (None, ""):
+            if spec.required:
+                problems[name] = f"missing ({spec.hint})"
+                continue
+            raw = spec.default
+            if raw is None:
+                values[f.name] = None
+                continue
+        try:
+            values[f.name] = spec.parse(raw)
+        except ValueError as exc:
+            problems[name] = str(exc)  # secret parsers never put the value in exc
+    if not problems:
+        for problem in _cross_checks(values):
+            name, _, text = problem.partition(": ")
+            problems.setdefault(name, text)
+    return values, problems
+
+
+def setting_hint(env_name: str) -> str:
+    """What a setting holds (for doctor's fixes): the hint of a required one, else ''."""
+    for f in fields(Settings):
+        if f.metadata["env"] == env_name:
+            return _SPECS[f.name].hint
+    return ""
+
+
+def default_value(field_name: str) -> Any:
+    """The parsed default of a setting (None when it has none)."""
+    spec = _SPECS[field_name]
+    return None if spec.default is None else spec.parse(spec.default)
 
 
 def env_names() -> dict[str, str]:

@@ -338,10 +338,16 @@ class AirtableCardBook:
         from .schema import check_schema
         return check_schema(self.base(), self.schema, token=self._token)
 
-    def init_base(self):
-        """Create what the base lacks of the configured schema; safe to run again."""
+    def init_base(self, progress=None):
+        """Create what the base lacks of the configured schema; safe to run again.
+        ``progress(step, total, message)`` after each creation."""
         from .schema import ensure_schema
-        return ensure_schema(self.base(), self.schema, token=self._token)
+        return ensure_schema(self.base(), self.schema, token=self._token, progress=progress)
+
+    def whoami(self) -> dict:
+        """The token's user id (and scopes, which Airtable lists for OAuth tokens only)."""
+        with self._errors("whoami"):
+            return dict(self.api.whoami())
 
     # -- housekeeping -----------------------------------------------------------------------
     @property

@@ -12,19 +12,16 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .client import CLASSIFIED, classify
 
 log = logging.getLogger("giftsync.adapters.airtable")
 
 LINK = "multipleRecordLinks"
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "config" / "base_schema.json"
+from ...base_schema import load_base_schema, schema_path  # noqa: E402,F401
 
-
-def load_base_schema(path: str | Path | None = None) -> dict:
-    """The parsed config/base_schema.json (or another file of the same shape)."""
-    return json.loads(Path(path or SCHEMA_PATH).read_text(encoding="utf-8"))
+SCHEMA_PATH = schema_path()
 
 
 # -- normalising what the API / pyairtable returns -----------------------------------------
@@ -179,21 +176,52 @@ def _field_payload(f: dict, table_ids: dict[str, str]) -> dict:
     return payload
 
 
-def ensure_schema(base: Any, expected: dict | None = None, *, token: str | None = None) -> InitResult:
+Progress = Callable[[int, int, str], None]   # (step, total steps, what was just done)
+
+
+def ensure_schema(base: Any, expected: dict | None = None, *, token: str | None = None,
+                  progress: Progress | None = None) -> InitResult:
     """Create the tables and fields of ``expected`` that ``base`` (a pyairtable ``Base``)
     lacks; never changes or deletes anything. A table is created with every field whose
     link target exists already; links to tables created later are added once those exist.
+    ``progress(step, total, message)`` is called after each creation (one request each).
     Returns what was created and the report of a fresh comparison (``report.ok``)."""
     expected = expected if expected is not None else load_base_schema()
     try:
-        return _ensure(base, expected)
+        return _ensure(base, expected, progress or (lambda step, total, message: None))
     except CLASSIFIED as exc:
         raise classify(exc, token=token, what="init-base") from None
 
 
-def _ensure(base: Any, expected: dict) -> InitResult:
+def _planned_steps(tables: list[dict], expected: dict, known: set[str]) -> int:
+    """How many creations ``_ensure`` will make: each missing table, each missing field of a
+    table that exists, each link of a new table to a table created after it."""
+    known = {name.lower() for name in known}
+    steps = 0
+    for want in expected["tables"]:
+        have = _find(tables, want["name"])
+        if have is not None:
+            steps += sum(1 for f in want["fields"] if _find(have["fields"], f["name"]) is None
+                         and (f["type"] != LINK or _target_known(f, expected, tables)))
+            continue
+        steps += 1
+        steps += sum(1 for f in want["fields"]
+                     if f["type"] == LINK and str((f.get("options") or {}).get("linkedTable")).lower() not in known
+                     and _target_known(f, expected, tables))
+        known.add(want["name"].lower())
+    return steps
+
+
+def _target_known(f: dict, expected: dict, tables: list[dict]) -> bool:
+    target = (f.get("options") or {}).get("linkedTable")
+    return any(t["name"] == target for t in expected["tables"]) or _find(tables, str(target)) is not None
+
+
+def _ensure(base: Any, expected: dict, progress: Progress) -> InitResult:
     result = InitResult()
     tables = _tables_of(base.schema(force=True))
+    total = _planned_steps(tables, expected, {t["name"] for t in tables})
+    step = 0
     table_ids = {t["name"]: t["id"] for t in tables}
     for t in tables:   # expected names resolve case-insensitively too
         for want in expected["tables"]:
@@ -223,6 +251,8 @@ def _ensure(base: Any, expected: dict) -> InitResult:
         table_ids[want["name"]] = created["id"]
         result.created_tables.append(want["name"])
         log.info("init-base: created table %s", want["name"])
+        step += 1
+        progress(step, max(total, step), f"created table {want['name']} ({len(fields)} fields)")
         deferred += [(want["name"], f) for f in later]
 
     for table_name, f in deferred:
@@ -235,6 +265,8 @@ def _ensure(base: Any, expected: dict) -> InitResult:
                            options=payload.get("options"))
         result.created_fields.append((table_name, f["name"]))
         log.info("init-base: created field %s.%s", table_name, f["name"])
+        step += 1
+        progress(step, max(total, step), f"created field {table_name}.{f['name']}")
 
     result.report = compare_schema(base.schema(force=True), expected)
     return result
