@@ -129,6 +129,7 @@ class ShopifyPurchases:
         self.stop = stop
         self.watermark = Watermark(book, WATERMARK, "purchase.cursor")
         self._report = PurchaseReport()
+        self._finished: set[str] = set()      # Done/Skipped here: no Airtable read when seen again
 
     # -- the cycle ----------------------------------------------------------------------------
     def run_once(self) -> PurchaseReport:
@@ -200,9 +201,13 @@ class ShopifyPurchases:
     # -- one order ----------------------------------------------------------------------------
     def process(self, order: ShopifyOrder, entry: OrderEntry | None = None) -> None:
         key = order_key(OrderKind.PURCHASE, order.id)
+        if entry is None and key in self._finished:
+            self._tag(order)
+            return
         if entry is None:
             entry = self.ctx.book.order_entry(key)
         if entry is not None and entry.status in (OrderStatus.DONE, OrderStatus.SKIPPED):
+            self._finished.add(key)
             self._tag(order)            # a crash between the registry and the tag: finish the tag
             return
         sku_lines = [l for l in order.lines if not l.is_gift_card and self.online.is_giftsync_sku(l.sku)]
@@ -309,6 +314,7 @@ class ShopifyPurchases:
                                   + ", ".join(c.masked for c in cards))
         reach("purchase.finish")
         self.ctx.book.save_order_entries([done])
+        self._finished.add(key)
         log.info("online order done order=%s cards=%d purchaser_known=%s", order.name, len(cards), bool(purchaser))
         self._tag(order)
 
@@ -495,6 +501,7 @@ class ShopifyPurchases:
                          processed_at=self.ctx.clock.now(), details=f"Skipped: {reason}"[:1000])
         reach("purchase.finish")
         self.ctx.book.save_order_entries([row])
+        self._finished.add(key)
         self._report.skipped += 1
         log.warning("online order skipped order=%s reason=%r", order.name, reason[:300])
         self.ctx.notifier.alert(f"order-skipped:{key}", "Online order skipped",

@@ -72,6 +72,9 @@ class ShopifyRedemptions:
         self.watermark = Watermark(book, WATERMARK, "online_redeem.cursor")
         self.reconciler = Reconciler(self.ctx, self.online) if walk else None
         self._report = RedemptionReport()
+        # Orders finished by this process and their applied transactions: an order seen again
+        # inside the overlap window (tags bump updatedAt) costs no Airtable read.
+        self._finished: dict[str, frozenset[str]] = {}
 
     def run_once(self) -> RedemptionReport:
         report = self._report = RedemptionReport()
@@ -150,6 +153,10 @@ class ShopifyRedemptions:
     # -- one order ----------------------------------------------------------------------------
     def process(self, order: ShopifyOrder, entry: OrderEntry | None = None) -> None:
         key = order_key(OrderKind.REDEMPTION, order.id)
+        known = self._finished.get(key)
+        if entry is None and known is not None and {p.id for p in gift_card_payments(order)} <= known:
+            self._tag(order)
+            return
         with priority(NORMAL):
             if entry is None:
                 entry = self.ctx.book.order_entry(key)
@@ -243,6 +250,9 @@ class ShopifyRedemptions:
                          details=details[-900:], transactions=sorted(handled))
         reach("online_redeem.finish")
         self.ctx.book.save_order_entries([row])
+        if len(self._finished) > 10000:
+            self._finished.clear()
+        self._finished[entry.order_key] = frozenset(handled)
         if skipped:
             log.info("online order done with skipped cards order=%s skipped=%d", order.name, len(skipped))
         self._tag(order)
