@@ -18,9 +18,10 @@ EXIT_CONFIG = 78       # a missing or malformed setting (EX_CONFIG)
 EXIT_INTERRUPTED = 130  # interrupted; a second SIGTERM/SIGINT exits at once with 128 + signal number
 
 EXIT_CODES_HELP = """exit codes:
-  0    done (run: stopped cleanly)
-  1    a prong cycle failed, or an outside service refused a request (auth, validation)
-  2    bad command line
+  0    done (run: stopped cleanly; doctor: every check passed; init-base: the base is ready)
+  1    a prong cycle failed, an outside service refused a request (auth, validation), a doctor
+       check failed, or init-base found differences that need a person
+  2    bad command line (init-base: Airtable refused the token or the base)
   3    the lease is held by another live daemon (run --no-wait, once, unlock without --force)
   75   an outside service could not be reached; try again later
   78   configuration error: a setting is missing or malformed (the message names each)
@@ -51,10 +52,18 @@ def common_parent() -> argparse.ArgumentParser:
 
 def add_command(subparsers: Any, name: str, *, help: str, description: str = "",
                 epilog: str = EXIT_CODES_HELP) -> argparse.ArgumentParser:
-    """A subcommand parser with the common options and the exit codes in its help."""
-    return subparsers.add_parser(name, help=help, description=description or help, epilog=epilog,
+    """A subcommand parser with the common options and the exit codes in its help (the
+    description is wrapped to the terminal's width by paragraph; the epilog is kept as is)."""
+    return subparsers.add_parser(name, help=help, description=_wrap(description or help), epilog=epilog,
                                  parents=[common_parent()],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _wrap(text: str) -> str:
+    import shutil
+    import textwrap
+    width = max(40, min(shutil.get_terminal_size((80, 24)).columns, 80) - 2)
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), width) for p in text.split("\n\n"))
 
 
 # -- what a command needs ------------------------------------------------------------------------

@@ -42,8 +42,10 @@ _MARK = {OK: "ok  ", WARN: "warn", FAIL: "FAIL", SKIP: "skip"}
 
 EPILOG = """exit codes:
   0    every check passed (warnings allowed)
-  1    at least one check failed (each FAIL line says how to fix it)
-  2    bad command line"""
+  1    at least one check failed (each FAIL line says how to fix it); settings are checked
+       here one by one, so a missing setting is a failed check, not exit 78
+  2    bad command line
+  78   the file given to --env-file does not exist"""
 
 
 @dataclass
