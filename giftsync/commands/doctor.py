@@ -35,7 +35,7 @@ SHOPIFY_SCOPE_USES = {
 }
 AIRTABLE_SCOPES = ("data.records:read", "data.records:write", "schema.bases:read")
 AIRTABLE_INIT_SCOPE = "schema.bases:write"
-KLAVIYO_SCOPES = ("events:write", "profiles:write", "accounts:read")
+KLAVIYO_SCOPES = ("events:write", "accounts:read")   # create_event; get_accounts (doctor)
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 _MARK = {OK: "ok  ", WARN: "warn", FAIL: "FAIL", SKIP: "skip"}
@@ -355,6 +355,6 @@ def _klaviyo(settings: Any, app: Any) -> list[Check]:
         return [failed]
     org = account.get("organization") or account.get("account_id") or "?"
     return [Check("klaviyo key", OK, f"valid (account {org}); accounts:read granted"),
-            Check("klaviyo scopes", SKIP, "events:write and profiles:write cannot be checked without sending an "
-                                          "event; a key without them fails the first email (an EMAIL_FAILED "
+            Check("klaviyo scopes", SKIP, "events:write cannot be checked without sending an event; a key "
+                                          "without it fails the first email (an EMAIL_FAILED "
                                           "receipt in Receipts)")]
