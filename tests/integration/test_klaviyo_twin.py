@@ -86,8 +86,8 @@ def assert_error(payload: dict, status: int, code: str, pointer: str | None = No
 
 def test_create_event_reaches_profile_events_and_outbox(twin):
     k = client(twin)
-    body = event_body(properties={"Code": "ABCD2345EFGH6789", "SenderName": "Bob", "AmountFormatted": "$50.00",
-                                  "Message": "Happy birthday"},
+    body = event_body(properties={"Code": "ABCD2345EFGH6789", "Purchaser Name": "Bob", "Amount": "50.00",
+                                  "Currency": "USD", "Message": "Happy birthday"},
                       value=50.0, unique_id="gc-delivered:1", first_name="Ann")
     body["data"]["attributes"]["value_currency"] = "USD"
     assert k.Events.create_event(body) is None
@@ -108,7 +108,7 @@ def test_create_event_reaches_profile_events_and_outbox(twin):
 
     [mail] = sandbox(twin, "outbox")
     assert mail["to"] == "ann@example.com" and mail["metric"] == "Gift Card Delivered"
-    assert mail["subject"] == "Bob sent you a $50.00 gift card"
+    assert mail["subject"] == "Bob sent you a 50.00 USD gift card"
     assert "Your gift card code: ABCD2345EFGH6789" in mail["body"]
     assert "Hello Ann," in mail["body"] and "Message: Happy birthday" in mail["body"]
     assert mail["unique_id"] == "gc-delivered:1" and mail["profile"] == profile["id"]
@@ -160,8 +160,9 @@ def test_bulk_create_processes_and_deduplicates(twin):
 
     body = {"data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": [
         entry("ann@example.com", [("Gift Card Issued", "i-1", {}, 10),              # dup of the single event
-                                  ("Gift Card Purchase Confirmed", "p-1", {"OrderName": "#1001", "Last4": "6789"}, 25)]),
-        entry("bob@example.com", [("Balance Check Answered", "b-1", {"Last4": "1111", "BalanceFormatted": "$5.00"}, None)]),
+                                  ("Gift Card Purchase Confirmed", "p-1", {"Order": "#1001", "Cards": ["•••• •••• •••• 6789"]}, 25)]),
+        entry("bob@example.com", [("Balance Check Answered", "b-1", {"Outcome": "Balance sent", "Card": "•••• •••• •••• 1111",
+                                                                    "Balance": "5.00", "Currency": "USD"}, None)]),
     ]}}}}
     assert k.Events.bulk_create_events(body) is None
     assert [r["status"] for r in twin.requests("events.bulk")] == [202]
@@ -175,7 +176,7 @@ def test_bulk_create_processes_and_deduplicates(twin):
     outbox = sandbox(twin, "outbox")
     assert [(m["metric"], m["to"]) for m in outbox] == [("Gift Card Purchase Confirmed", "ann@example.com"),
                                                          ("Balance Check Answered", "bob@example.com")]
-    assert "The gift card ending in 1111 has a balance of $5.00." in outbox[1]["body"]
+    assert "Card: •••• •••• •••• 1111\nBalance: 5.00 USD" in outbox[1]["body"]
     [ann] = sandbox(twin, "profiles", email="ann@example.com")
     assert ann["lifetime_value"] == 25  # the dropped duplicate's 10 does not count
 
@@ -432,13 +433,13 @@ def test_outbox_templates_crm_only_unknown_and_backfill():
         back["data"]["attributes"]["backfill"] = True
         k.Events.create_event(back)
         k.Events.create_event(event_body(metric="giftsync Alert", email="admin@example.com", unique_id="5",
-                                         properties={"Severity": "error", "Summary": "Lease lost", "Host": "h1"}))
+                                         properties={"Subject": "Lease lost", "Details": "Host h1", "Source": "lease"}))
 
         outbox = sandbox(server, "outbox")
         assert [(m["metric"], m["subject"]) for m in outbox] == [
-            ("Card Expiring", "4321 expires"), ("giftsync Alert", "[giftsync] ERROR: Lease lost")]
+            ("Card Expiring", "4321 expires"), ("giftsync Alert", "[giftsync] Lease lost")]
         assert outbox[0]["body"] == "Hi Ann: 2027-01-01"
-        assert "Host: h1" in outbox[1]["body"]
+        assert "Host h1" in outbox[1]["body"] and "Source: lease" in outbox[1]["body"]
         statuses = {e["metric"]: e["outbox_status"] for e in sandbox(server, "events")}
         assert statuses == {"Gift Card Issued": "metric sends no email", "Something Else": "no template for this metric",
                             "Card Expiring": "sent", "Gift Card Delivered": "backfill: flows not triggered",

@@ -35,7 +35,8 @@ _TOKEN = re.compile(r"({{.*?}}|{%.*?%}|{#.*?#})", re.S)
 _LITERAL_STR = re.compile(r"""^(?:'([^']*)'|"([^"]*)")$""")
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 _NAME = re.compile(r"^[A-Za-z_$][\w$\-]*(?:\.[\w$\-]+)*$")
-_EXPR_TOKEN = re.compile(r"""\s*('[^']*'|"[^"]*"|==|!=|<=|>=|<|>|\(|\)|[^\s()<>=!]+)""")
+# An operand may hold quoted text with spaces (``event|lookup:'Balance After'``), as in Klaviyo.
+_EXPR_TOKEN = re.compile(r"""\s*('[^']*'|"[^"]*"|==|!=|<=|>=|<|>|\(|\)|(?:'[^']*'|"[^"]*"|[^\s()<>=!'"])+)""")
 
 
 # -- values ------------------------------------------------------------------------------

@@ -100,9 +100,11 @@ def _deliver(metric, props, profile=None, templates=None, unknown=False):
 
 
 def test_every_email_metric_renders_with_typical_properties():
-    props = {"Code": "ABCD2345EFGH6789", "Last4": "6789", "AmountFormatted": "$25.00", "BalanceFormatted": "$20.00",
-             "Store": "Main St", "RequestId": "recX", "Outcome": "done", "OrderName": "#1001",
-             "Cards": [{"Last4": "1111", "AmountFormatted": "$10.00"}], "Summary": "hi", "Severity": "warning"}
+    # the property names giftsync's prongs send (README, "Emails (Klaviyo metrics)")
+    props = {"Code": "ABCD2345EFGH6789", "Card": "•••• •••• •••• 6789", "Amount": "25.00", "Currency": "USD",
+             "Balance After": "20.00", "Balance": "20.00", "Store": "Main St", "Record": "recX", "Outcome": "Redeemed",
+             "Order": "#1001", "Quantity": 1, "Kind": "Digital", "Cards": ["•••• •••• •••• 1111"],
+             "Subject": "hi", "Details": "details", "Recipient Email": "rita@example.com"}
     for metric in ("Gift Card Delivered", "Gift Card Activated", "Gift Card Purchase Confirmed",
                    "Store Card Request Processed", "Store Redemption Processed", "Balance Check Answered",
                    "giftsync Alert"):
@@ -116,7 +118,17 @@ def test_every_email_metric_renders_with_typical_properties():
         elif metric != "giftsync Alert":  # only the delivery email carries the whole code
             assert "ABCD2345EFGH6789" not in mail["body"] + mail["subject"]
     (_, items) = _deliver("Store Card Request Processed", props)
-    assert "- 1111 $10.00" in items[0]["body"]
+    assert "- •••• •••• •••• 1111" in items[0]["body"]
+    (_, items) = _deliver("Store Redemption Processed", props)
+    assert "Balance after: 20.00 USD" in items[0]["body"]
+
+
+def test_if_tag_reads_a_property_with_spaces_through_lookup():
+    src = "{% if event|lookup:'Balance After' %}{{ event|lookup:'Balance After' }}{% else %}none{% endif %}"
+    assert render(src, {"event": {"Balance After": "9.00"}}) == "9.00"
+    assert render(src, {"event": {}}) == "none"
+    assert render("{% if event|lookup:'A B' == 'x y' and not event.C %}yes{% endif %}",
+                  {"event": {"A B": "x y"}}) == "yes"
 
 
 def test_outbox_skips_and_fallback():
