@@ -359,7 +359,8 @@ class CardRequests:
                 properties={"Recipient Email": form.recipient_email.strip(), "Recipient Name": form.recipient_name,
                             "Purchaser Name": form.purchaser_name, "Amount": amount, "Currency": currency,
                             "Quantity": len(cards), "Kind": form.kind or CardKind.DIGITAL.value, "Cards": masked,
-                            "Message": form.message, "Store": store.name if store else ""}))
+                            "Message": form.message, "Store": store.name if store else ""},
+                first_name=form.purchaser_name.strip().split(" ")[0] if form.purchaser_name.strip() else ""))
         return events
 
     def notify(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> bool:

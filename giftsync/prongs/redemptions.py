@@ -79,8 +79,8 @@ class Redemptions:
         rid = form.record_id
         code = normalise_code(form.code_raw)
         if not is_valid_code(code):
-            self._reject(form, RedemptionOutcome.CODE_FORMAT,
-                         "The code must be 8 to 20 letters and digits", code_field=INVALID_CODE_NOTE)
+            self._reject(form, RedemptionOutcome.CODE_FORMAT, "The code must be 8 to 20 letters and digits",
+                         code_field=INVALID_CODE_NOTE, store=self._any_store(form, stores))
             return
         masked = mask(last4(code))
         store = self._store(form, stores)

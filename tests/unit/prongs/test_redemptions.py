@@ -52,6 +52,15 @@ def test_code_format_incorrect(world, typed):
     assert world.ledger.calls == [] and world.book.cards == {}
 
 
+def test_code_format_incorrect_is_told_to_the_store(world):
+    # The store that typed the code gets the answer (it went to the admin address before).
+    rid = world.book.add_redemption("AB-12", "5", world.store)
+    world.run()
+    [email] = world.events(Metric.STORE_REDEMPTION_PROCESSED)
+    assert email.email == "main@shop.test" and email.properties["Store"] == "Main Street"
+    assert world.book.receipts[f"reject:{rid}"].store_record_id == world.store
+
+
 def test_code_not_found(world):
     rid = world.book.add_redemption("ABCDEFGHJKMN2345", "5", world.store)
     world.run()
