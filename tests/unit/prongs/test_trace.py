@@ -1,0 +1,77 @@
+"""``giftsync trace`` over the fakes: a store-issued card, an online card, a card whose CRM
+event is missing, and a code that is never printed whole."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from giftsync import cli
+from giftsync.bootstrap import build_fakes
+from giftsync.config import Settings
+from giftsync.domain.emails import Metric
+from giftsync.ports import FormTable
+from giftsync.runtime import logs
+
+ENV = {
+    "AIRTABLE_TOKEN": "patAbCdEfGhIjKlMn0.0123456789abcdef0123456789abcdef",
+    "AIRTABLE_BASE_ID": "appAbCdEfGhIjKlMn",
+    "SHOPIFY_SHOP": "demo-shop",
+    "SHOPIFY_ACCESS_TOKEN": "shpat_0123456789abcdef0123456789abcdef",
+    "KLAVIYO_API_KEY": "pk_abcdefghijklmnopqrstuvwxyz0123456789",
+    "GIFTSYNC_CODE_SECRET": "c" * 48,
+    "GIFTSYNC_ADMIN_EMAIL": "admin@example.com",
+    "GIFTSYNC_LEASE_SETTLE_SECONDS": "0",
+    "GIFTSYNC_GIFT_CARD_SKUS": "GS-CARD",
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_logging():
+    yield
+    logs.clear_sensitive()
+    import logging
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_giftsync_handler", False):
+            root.removeHandler(h)
+
+
+def trace(app, settings, ref):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["trace", ref, "--json"], app_factory=lambda s: app, settings=settings,
+                        log_stream=io.StringIO())
+    return code, json.loads(out.getvalue())
+
+
+def test_trace_store_and_online_cards_and_a_missing_crm_event():
+    settings = Settings.from_mapping(ENV)
+    app = build_fakes(settings)
+    store = app.book.add_store("Downtown", "downtown@example.com")
+    app.book.add_card_request(store, "30", 1, recipient_email="rae@example.com", purchaser_email="pat@example.com")
+    app.prong("store").run(lambda: True)
+    [store_card] = app.book.cards.values()
+    code, data = trace(app, settings, store_card.record_id)
+    assert code == 0 and data["cards"][0]["first_missing"] is None
+    assert "pat@example.com" in data["cards"][0]["chain"][2]["detail"]
+
+    order = app.orders.purchase([{"sku": "GS-CARD", "quantity": 1, "price": "20"}], email="oli@example.com")
+    app.prong("shopify-purchases").run(lambda: True)
+    whole = app.messenger.of(Metric.GIFT_CARD_DELIVERED)[-1].properties["Code"]
+    code, data = trace(app, settings, whole.lower())
+    assert code == 0 and data["ref"].endswith(whole[-4:]) and whole not in json.dumps(data)
+    assert data["cards"][0]["order"] == order.name
+    code, data = trace(app, settings, order.id)
+    assert code == 0 and len(data["cards"]) == 1
+
+    # the CRM link broken: its receipt gone (as if the relay never ran)
+    online_card = next(c for c in app.book.cards.values() if c.order == order.name)
+    del app.book.receipts[f"crm:issued:{online_card.shopify_id}"]
+    code, data = trace(app, settings, online_card.shopify_id)
+    assert code == 1 and data["cards"][0]["first_missing"] == "CRM event sent"
+    code, data = trace(app, settings, "NOSUCHCARD23")
+    assert code == 1 and data["cards"] == []
+    assert app.book.fields(FormTable.CARD_REQUESTS, next(iter(app.book.forms[FormTable.CARD_REQUESTS])))["Status"] == "Done"
