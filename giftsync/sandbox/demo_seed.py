@@ -98,7 +98,7 @@ class DemoProduct:
     title: str
     price: Decimal
     gift_card: bool = False          # a Shopify-native gift card product (isGiftCard lines)
-    giftsync: bool = False           # a giftsync gift-card product (SKU in GIFTSYNC_PRODUCT_SKUS)
+    giftsync: bool = False           # a giftsync gift-card product (SKU in GIFTSYNC_GIFT_CARD_SKUS)
 
     def to_json(self) -> dict:
         return {"sku": self.sku, "title": self.title, "price": str(self.price), "gift_card": self.gift_card,

@@ -450,7 +450,7 @@ class SandboxWorld:
             "GIFTSYNC_CODE_SECRET": self.code_secret,
             "GIFTSYNC_ADMIN_EMAIL": self.admin_email,
             "GIFTSYNC_DEFAULT_CURRENCY": demo_seed.CURRENCY,
-            "GIFTSYNC_PRODUCT_SKUS": ",".join(self.giftsync_skus),
+            "GIFTSYNC_GIFT_CARD_SKUS": ",".join(self.giftsync_skus),
             "GIFTSYNC_HTTP_TIMEOUT_SECONDS": "10",
         }
         if interval is not None:

@@ -104,7 +104,7 @@ def test_shopify_only_card_and_catalogue(world):
         assert c.shopify_id not in mirrored_ids
         assert [x["id"] for x in shopify_cards(world, c.code.lower())] == [c.shopify_id]
     assert world.giftsync_skus and all(s.startswith("GS-") for s in world.giftsync_skus)
-    assert world.daemon_env()["GIFTSYNC_PRODUCT_SKUS"] == ",".join(world.giftsync_skus)
+    assert world.daemon_env()["GIFTSYNC_GIFT_CARD_SKUS"] == ",".join(world.giftsync_skus)
     assert any(p.gift_card for p in world.catalogue)
 
 
