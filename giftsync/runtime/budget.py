@@ -100,7 +100,11 @@ class RateBudget:
                 self.capacity = float(capacity)
             if rate:
                 self.rate = float(rate)
-            self._tokens = min(self._tokens, float(available))
+            # The service's figure is the truth at the moment it answered: follow it both ways
+            # (down when others spent from the same bucket, up when it refilled faster than we
+            # assumed). Over-estimating costs at most a THROTTLED answer, which is never applied.
+            self._tokens = max(0.0, min(self.capacity, float(available)))
+            self._stamp = self._clock()
             self._cond.notify_all()
 
 

@@ -1,0 +1,69 @@
+"""Rate budgets: token bucket, priority order, pauses, following the service's figures."""
+from __future__ import annotations
+
+import threading
+
+from giftsync.runtime.budget import BACKGROUND, URGENT, RateBudget, priority
+
+
+class Ticks:
+    """A clock the test moves by hand."""
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_bucket_spends_and_refills():
+    clock = Ticks()
+    b = RateBudget("t", rate=2, capacity=4, clock=clock)
+    assert all(b.acquire(1, timeout=0) for _ in range(4))
+    assert b.acquire(1, timeout=0) is False
+    clock.t = 1.0
+    assert b.acquire(2, timeout=0) and not b.acquire(1, timeout=0)
+
+
+def test_observe_follows_the_service_both_ways():
+    clock = Ticks()
+    b = RateBudget("shopify", rate=50, capacity=1000, clock=clock)
+    b.acquire(900, timeout=0)
+    b.observe(available=1990, capacity=2000, rate=100)     # Shopify says the bucket is nearly full
+    assert b.capacity == 2000 and b.rate == 100
+    assert b.acquire(1900, timeout=0)
+    b.observe(available=10)                                 # someone else spent from the same bucket
+    assert not b.acquire(50, timeout=0)
+
+
+def test_pause_holds_everyone():
+    clock = Ticks()
+    b = RateBudget("t", rate=10, capacity=10, clock=clock)
+    b.pause(5)
+    assert not b.acquire(1, timeout=0)
+    clock.t = 5.0
+    assert b.acquire(1, timeout=0)
+
+
+def test_urgent_waiter_goes_before_background_waiter():
+    b = RateBudget("t", rate=20, capacity=1)
+    b.acquire(1)
+    order: list[str] = []
+    ready = threading.Barrier(3)
+
+    def take(level: int, name: str) -> None:
+        with priority(level):
+            ready.wait()
+            if name == "urgent":       # let the background thread start waiting first
+                while b._waiting.get(BACKGROUND, 0) == 0:
+                    pass
+            b.acquire(1)
+            order.append(name)
+
+    threads = [threading.Thread(target=take, args=(BACKGROUND, "background")),
+               threading.Thread(target=take, args=(URGENT, "urgent"))]
+    for t in threads:
+        t.start()
+    ready.wait()
+    for t in threads:
+        t.join(timeout=10)
+    assert order == ["urgent", "background"]
