@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
 def diagnose(args: argparse.Namespace) -> list[Check]:
     settings, checks = _settings(args)
+    if not getattr(args, "log_level", None):
+        args.log_level = "ERROR"    # the report says it all; retries' warnings are noise here
     setup_logging(args, settings if _complete(settings) else None)
     _register_secrets(settings)
     factory = getattr(args, "_app_factory", None)

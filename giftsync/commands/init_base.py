@@ -46,6 +46,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not getattr(args, "log_level", None):
+        args.log_level = "WARNING"  # the progress lines already say what INFO would
     settings = settings_and_logging(args)
     book = _book(args, settings)
     quiet = bool(args.json)

@@ -248,9 +248,12 @@ def setup(*, fmt: str = "text", level: str | int = "INFO", secrets: Iterable[str
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
+    # Libraries may set their own loggers' levels later (klaviyo-api sets urllib3's to WARNING):
+    # the handler keeps to the level asked for whatever they do.
+    handler.setLevel(root.level)
     # Chatty libraries: their request lines may carry URLs with record ids; keep them quiet.
     for noisy in ("urllib3", "gql", "requests"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # APScheduler's "skipped: maximum number of running instances" / "missed" warnings would
     # repeat every interval while a long request runs; the scheduler reports them itself.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
