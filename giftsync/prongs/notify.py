@@ -69,9 +69,17 @@ class Notifier:
         return False
 
     def alert(self, key: str, subject: str, details: str, *, source: str = "") -> bool:
-        """One alert event to the admin address (best effort, deduplicated by key)."""
+        """One ALERT receipt (the admin watches Receipts) and one alert event to the admin
+        address; both best effort and deduplicated by ``key``."""
         admin = self.options.admin_email
         log.warning("alert key=%s subject=%r details=%r", key, subject, details[:300])
+        try:
+            self.book.append_receipts([Receipt(
+                receipt_id=f"alert:{key}", time=self.clock.now(), activity=Activity.ALERT,
+                channel=Channel.SYSTEM, source=source, outcome=subject, correlation_id=key,
+                details=details[:1000])])
+        except Exception as exc:  # noqa: BLE001 — the email still goes out
+            log.warning("ALERT receipt not written key=%s error=%s", key, type(exc).__name__)
         if not valid_email(admin):
             return False
         event = EmailEvent(metric=Metric.ALERT, email=admin, unique_id=f"alert:{key}",

@@ -32,6 +32,8 @@ def test_final_failure_writes_receipt_alerts_and_resends_next_cycle(world):
     assert failed.correlation_id == f"redemption:{rid}:store"
     [alert] = world.events(Metric.ALERT)
     assert alert.email == ADMIN
+    [alert_row] = [r for r in world.book.all_receipts() if r.activity is Activity.ALERT]
+    assert alert_row.outcome == "Email failed" and alert_row.correlation_id == alert.unique_id.removeprefix("alert:")
     world.run()                                             # next cycle: Done but not notified → resent
     assert world.form(R, rid)["Notified"] is True
     assert [e.unique_id for e in world.events(Metric.STORE_REDEMPTION_PROCESSED)] == [f"redemption:{rid}:store"]
