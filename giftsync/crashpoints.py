@@ -6,12 +6,20 @@ event. Normally that does nothing. The crash tests start the daemon with
 the process kills itself with SIGKILL there — no cleanup, exactly like a power cut. Names
 must be registered in ``POINTS``: ``reach`` refuses an unknown name, so the list cannot fall
 behind the flows (tests/unit/test_crashpoints.py also checks every registered name is used).
+
+The crash matrix (``scripts/crashtest``, giftsync/verify/crashtest.py) also needs "the service
+applied the call but the daemon never saw the answer". With ``GIFTSYNC_CRASH_ARM`` set (JSON
+``{"url": <twin base URL>, "rule": <fault rule>}``) reaching the point does not kill: it asks
+that twin for an ``after`` fault (``hang``, narrowed by route key and ``match``) on the very
+next call the point makes, and the runner SIGKILLs the daemon while the twin holds the answer.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
+import urllib.request
 
 POINTS: dict[str, str] = {
     # store redemption
@@ -86,5 +94,15 @@ def reach(name: str) -> None:
     with _lock:
         _counts[name] = _counts.get(name, 0) + 1
         hit = _counts[name] == (int(nth) if nth else 1)
-    if hit:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if not hit:
+        return
+    arm = os.environ.get("GIFTSYNC_CRASH_ARM")
+    if arm:
+        spec = json.loads(arm)
+        body = json.dumps({"rules": [spec["rule"]]}).encode()
+        req = urllib.request.Request(spec["url"].rstrip("/") + "/__sandbox/faults", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+        return
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -12,10 +12,14 @@ Kinds:
 
 A rule fires with ``probability`` (drawn from the plan's seeded generator) and at most
 ``count`` times (None = unlimited) — ``count=2, probability=1`` is a scripted sequence.
+``match`` (optional) narrows a rule to calls whose ``"METHOD path\nbody"`` (path decoded)
+contains a match of that regular expression — e.g. one Airtable table, or the lease row —
+so a crash test can fault exactly one write among many calls with the same route key.
 """
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 
@@ -33,6 +37,7 @@ class FaultRule:
     status: int = 503
     delay: float = 0.0
     jitter: float = 0.0
+    match: str | None = None
     fired: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -46,24 +51,30 @@ class FaultRule:
             self.delay = 30.0
         if self.kind == "latency":
             self.when = "before"
+        self._rx = re.compile(self.match) if self.match else None
 
     @classmethod
     def from_dict(cls, data: dict) -> "FaultRule":
-        allowed = {"kind", "route", "when", "probability", "count", "status", "delay", "jitter"}
+        allowed = {"kind", "route", "when", "probability", "count", "status", "delay", "jitter", "match"}
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown fault rule fields: {sorted(unknown)}")
         return cls(**data)
 
-    def matches(self, route: str, phase: str) -> bool:
+    def matches(self, route: str, phase: str, text: str | None = None) -> bool:
         if self.when != phase:
             return False
         if self.count is not None and self.fired >= self.count:
             return False
-        return self.route in ("*", route)
+        if self.route not in ("*", route):
+            return False
+        return self._rx is None or (text is not None and self._rx.search(text) is not None)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d.get("match") is None:
+            d.pop("match", None)
+        return d
 
 
 @dataclass
@@ -107,11 +118,12 @@ class FaultPlan:
         with self._lock:
             return dict(self.injected)
 
-    def decide(self, route: str, phase: str) -> Decision:
+    def decide(self, route: str, phase: str, text: str | None = None) -> Decision:
+        """``text``: the call as ``"METHOD path\nbody"``, for rules with a ``match``."""
         decision = Decision()
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(route, phase):
+                if not rule.matches(route, phase, text):
                     continue
                 if rule.probability < 1.0 and self._rng.random() >= rule.probability:
                     continue

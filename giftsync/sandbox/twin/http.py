@@ -7,12 +7,14 @@ under ``/__sandbox/`` and writing state to a file after each change.
 
 Control endpoints (every twin):
   GET    /__sandbox/health       {"ok": true, "twin": name}
-  GET    /__sandbox/requests     calls received (method, path, query, body, status, route, fault); DELETE clears
+  GET    /__sandbox/requests     calls received (method, path, query, body, status, route, fault, client =
+                                 a fingerprint of the credential); DELETE clears
   GET    /__sandbox/faults       rules and counters; POST {"rules":[...], "seed"?: n} adds; DELETE clears
   POST   /__sandbox/reset        empties the twin's state (and the request log)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -176,6 +178,7 @@ class TwinServer:
         self.state = StateFile(state_path) if state_path else None
         self._log: list[dict] = []
         self._log_lock = threading.Lock()
+        self.calls = 0              # service calls received (the log keeps only the last MAX_LOG)
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -269,8 +272,9 @@ class TwinServer:
             key = req.route
         req.route = key
 
+        text = None if control else f"{req.method} {req.path}\n" + req.body[:MAX_BODY_LOG].decode("utf-8", "replace")
         if not control:
-            before = self.faults.decide(key, "before")
+            before = self.faults.decide(key, "before", text)
             if before.sleep:
                 self._sleep(before.sleep)
             if before.fault is not None:
@@ -289,7 +293,7 @@ class TwinServer:
         except Exception as exc:  # a twin bug must still answer like the service would
             resp = self.app.internal_error(req, exc)
         if not control:
-            after = self.faults.decide(key, "after")
+            after = self.faults.decide(key, "after", text)
             if after.fault is not None:
                 self._record(req, resp.status, after.fault, "after")
                 self._apply_fault(h, req, after.fault)
@@ -346,8 +350,11 @@ class TwinServer:
     def _record(self, req: TwinRequest, status: int, fault: FaultRule | None, phase: str | None = None) -> None:
         headers = {k: ("***" if k in SECRET_HEADERS else v) for k, v in req.headers.items()
                    if k in SECRET_HEADERS or k in ("content-type", "revision", "user-agent")}
+        secret = next((req.headers[k] for k in SECRET_HEADERS if req.headers.get(k)), "")
         entry = {
             "time": time.time(),
+            # which credential sent it (a short fingerprint, never the token): tells two clients apart
+            "client": hashlib.sha256(secret.encode()).hexdigest()[:8] if secret else "",
             "method": req.method,
             "path": req.path,
             "query": req.query,
@@ -358,6 +365,7 @@ class TwinServer:
             "fault": None if fault is None else {"kind": fault.kind, "when": phase, "status": fault.status},
         }
         with self._log_lock:
+            self.calls += 1
             self._log.append(entry)
             if len(self._log) > MAX_LOG:
                 del self._log[: len(self._log) - MAX_LOG]
@@ -378,7 +386,7 @@ class TwinServer:
 
     def _get_faults(self, req: TwinRequest) -> TwinResponse:
         return json_response(200, {"seed": self.faults.seed, "rules": self.faults.rules(),
-                                   "injected": self.faults.counters()})
+                                   "injected": self.faults.counters(), "calls": self.calls})
 
     def _add_faults(self, req: TwinRequest) -> TwinResponse:
         try:
