@@ -24,6 +24,10 @@ class SlidingWindow:
         hits.append(now)
         return len(hits) <= self.limit
 
+    def count(self, key: str, now: float) -> int:
+        """Attempts for ``key`` within the window (nothing is counted)."""
+        return len(self._trim(key, now))
+
     def seed(self, key: str, times: list[float]) -> None:
         """Load past attempts (e.g. from the Balance Checks table after a restart)."""
         self._hits[key].extend(sorted(times))

@@ -6,6 +6,11 @@ The per-code throttle key is the code's last 4 characters: the base keeps only t
 code once a check is processed, so this is the key that can be rebuilt from Balance Checks
 after a restart (``CardBook.recent_balance_checks``). It is coarser than the code (two codes
 sharing their last 4 share a budget), which only ever throttles more, never less.
+
+Guessing from many addresses (each under its own limit, random codes) is caught by a third
+window: checks that matched no card, from all addresses together (``check_miss_limit`` per
+window). Past it every check gets the same uniform answer without a lookup, and the admin one
+alert per window.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from .mirror import mirror_shopify_card
 log = logging.getLogger("giftsync.balance_checks")
 
 TABLE = FormTable.BALANCE_CHECKS
+MISSES = "*"            # the key of the all-addresses window of unmatched checks
 NO_MATCH_TEXT = ("We could not find an active gift card with that code. Please check the code and try "
                  "again later, or contact the shop.")
 ANSWER_TEXT = "Here is the balance of your gift card."
@@ -51,6 +57,8 @@ class BalanceChecks:
         self.ctx = ctx
         self.by_email = SlidingWindow(ctx.options.check_limit, ctx.options.check_window_seconds)
         self.by_code = SlidingWindow(ctx.options.check_limit, ctx.options.check_window_seconds)
+        # unmatched checks from every address together: guessing from many addresses is throttled too
+        self.misses = SlidingWindow(ctx.options.check_miss_limit, ctx.options.check_window_seconds)
         self.seeded = False
 
     # -- throttle -----------------------------------------------------------------------------
@@ -60,6 +68,7 @@ class BalanceChecks:
         since = now.timestamp() - self.ctx.options.check_window_seconds
         emails: dict[str, list[float]] = {}
         codes: dict[str, list[float]] = {}
+        misses: list[float] = []
         for form in self.ctx.book.recent_balance_checks(datetime.fromtimestamp(since, tz=timezone.utc)):
             when = form.processed_at or form.created
             if when is None:
@@ -71,10 +80,13 @@ class BalanceChecks:
             key = self._code_key_from_field(form.code_raw)
             if key:
                 codes.setdefault(key, []).append(t)
+            if form.outcome == CheckOutcome.NO_MATCH.value:
+                misses.append(t)
         for key, times in emails.items():
             self.by_email.seed(key, times)
         for key, times in codes.items():
             self.by_code.seed(key, times)
+        self.misses.seed(MISSES, misses)
         self.seeded = True
         log.info("balance-check throttle seeded emails=%d codes=%d", len(emails), len(codes))
 
@@ -118,15 +130,21 @@ class BalanceChecks:
 
         email_ok = self.by_email.allow(email.lower(), t)
         code_ok = self.by_code.allow("last4:" + last4(code), t) if valid else True
+        misses_ok = self.misses.count(MISSES, t) < self.misses.limit
         card: MirrorCard | None = None
         shop: ShopifyCard | None = None
-        if not (email_ok and code_ok):
-            outcome, details = CheckOutcome.THROTTLED, "throttled by " + ("email" if not email_ok else "code")
+        if not (email_ok and code_ok and misses_ok):
+            outcome, details = CheckOutcome.THROTTLED, "throttled by " + (
+                "email" if not email_ok else "code" if not code_ok else "unmatched checks from all addresses")
+            if email_ok and code_ok:
+                self._guessing_alert(t)
         elif not valid:
             outcome, details = CheckOutcome.NO_MATCH, "code format incorrect"
         else:
             card, shop, details = self._lookup(code, rid)
             outcome = CheckOutcome.ANSWERED if shop is not None else CheckOutcome.NO_MATCH
+            if outcome is CheckOutcome.NO_MATCH:
+                self.misses.allow(MISSES, t)
 
         if outcome is CheckOutcome.ANSWERED and card is not None and shop is not None:
             props = answer_properties(card.masked, shop.balance, shop.expires_on)
@@ -141,6 +159,14 @@ class BalanceChecks:
                                       card_masked=card.masked if card else None)
         self._finish(form, outcome, code_field, card, shop.balance if shop is not None and card else None,
                      notified=sent, details=details)
+
+    def _guessing_alert(self, t: float) -> None:
+        window = self.ctx.options.check_window_seconds
+        self.ctx.notifier.alert(
+            f"balance-check-misses:{int(t // window)}", "Balance checks throttled for everyone",
+            f"more than {self.misses.limit} balance checks matched no card within {window:g} s (from all "
+            "addresses together): someone may be guessing codes. Every check gets the uniform answer until "
+            "the window passes.")
 
     def _lookup(self, code: str, rid: str) -> tuple[MirrorCard | None, ShopifyCard | None, str]:
         """(card, Shopify's card) when an active card matches, else (card?, None, why)."""

@@ -13,6 +13,7 @@ class StoreOptions:
     redemption_poll_seconds: float = 5.0     # during a bulk request, serve new redemptions this often
     check_limit: int = 5                     # balance checks per email / per code ...
     check_window_seconds: float = 3600.0     # ... within this window
+    check_miss_limit: int = 100              # unmatched checks from all addresses together per window
     admin_email: str = ""                    # alerts (EMAIL_FAILED, CRM without identity, failures)
     email_attempts: int = 3                  # sends per email before it counts as failed
     email_backoff_seconds: float = 0.5       # wait before retry k: backoff * 2**(k-1)
@@ -21,7 +22,7 @@ class StoreOptions:
     def __post_init__(self) -> None:
         if isinstance(self.max_card_amount, float):
             raise TypeError("max_card_amount must be a Decimal, never a float")
-        if self.max_card_amount <= 0 or self.max_quantity < 1 or self.check_limit < 1:
+        if self.max_card_amount <= 0 or self.max_quantity < 1 or self.check_limit < 1 or self.check_miss_limit < 1:
             raise ValueError("limits must be positive")
         if self.email_attempts < 1 or self.email_backoff_seconds < 0 or self.redemption_poll_seconds < 0:
             raise ValueError("email_attempts >= 1, backoff and poll seconds >= 0")
