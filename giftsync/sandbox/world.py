@@ -58,21 +58,13 @@ CODE_SECRET = "giftsync-sandbox-code-secret-NOT-FOR-PRODUCTION-0123456789"
 ADMIN_EMAIL = "owner@shops.example.com"
 
 
-def _schema_path() -> Path:
-    env = os.environ.get("GIFTSYNC_BASE_SCHEMA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "config" / "base_schema.json"
-
-
-def load_schema(path: str | os.PathLike | None = None) -> dict:
-    return json.loads(Path(path or _schema_path()).read_text(encoding="utf-8"))
+from ..base_schema import load_base_schema as load_schema  # noqa: E402
 
 
 class _TwinProcess:
     """One twin as a child process (``python -m giftsync.sandbox serve``)."""
 
-    def __init__(self, name: str, *, seed_file: Path, state_file: Path, options: dict, log_file: Path) -> None:
+    def __init__(self, name: str, *, seed_file: Path, state_file: Path | None, options: dict, log_file: Path) -> None:
         self.name = name
         self.seed_file = seed_file
         self.state_file = state_file
@@ -84,7 +76,9 @@ class _TwinProcess:
 
     def start(self, timeout: float = 20.0) -> str:
         cmd = [sys.executable, "-m", "giftsync.sandbox", "serve", self.name, "--port", str(self.port),
-               "--seed", str(self.seed_file), "--state", str(self.state_file)]
+               "--seed", str(self.seed_file)]
+        if self.state_file is not None:
+            cmd += ["--state", str(self.state_file)]
         for k, v in self.options.items():
             cmd += ["--option", f"{k}={json.dumps(v)}"]
         log = open(self.log_file, "ab")
@@ -251,8 +245,9 @@ class SandboxWorld:
     def __init__(self, root: str | os.PathLike, *, processes: bool = False, code_secret: str = CODE_SECRET,
                  airtable_options: dict | None = None, shopify_options: dict | None = None,
                  klaviyo_options: dict | None = None, schema_path: str | os.PathLike | None = None,
-                 ports: dict[str, int] | None = None) -> None:
+                 ports: dict[str, int] | None = None, persist: bool = True) -> None:
         self.root = Path(root)
+        self.persist = persist      # False: no state files (a twin restart then starts from its seed again)
         self.processes = processes
         self.code_secret = code_secret
         self.hasher = CodeHasher(code_secret.encode())
@@ -345,14 +340,16 @@ class SandboxWorld:
             twin = self._twins.get(name)
             if twin is None:
                 twin = _TwinProcess(name, seed_file=self.root / "seeds" / f"{name}.json",
-                                    state_file=self._state_file(name), options=self._options[name],
+                                    state_file=self._state_file(name) if self.persist else None,
+                                    options=self._options[name],
                                     log_file=self.root / f"{name}.log")
                 twin.port = port
                 self._twins[name] = twin
             twin.start()
             self._ports[name] = twin.port
         else:
-            server = start_twin(name, port=port, seed=self.seed(name), state=self._state_file(name),
+            server = start_twin(name, port=port, seed=self.seed(name),
+                                state=self._state_file(name) if self.persist else None,
                                 **self._options[name])
             self._twins[name] = server
             self._ports[name] = server.port

@@ -12,7 +12,11 @@ Route keys (for faults and the request log):
   meta.tables.create / meta.tables.update    POST …/tables, PATCH …/tables/{table}
   meta.fields.create / meta.fields.update    POST …/tables/{table}/fields, PATCH …/fields/{field}
   meta.whoami      GET /v0/meta/whoami
-Twin control (no auth, no faults): POST /__sandbox/airtable/expire-offsets.
+Twin control (no auth, no faults, no rate limit, not in the request log):
+  POST /__sandbox/airtable/expire-offsets
+  POST /__sandbox/airtable/forms/{base}/{table}     a form submission (body as records.create);
+                                                    Airtable forms do not count against the API limit
+  GET  /__sandbox/airtable/records/{base}/{table}   read records (query as records.list)
 """
 from __future__ import annotations
 
@@ -99,6 +103,10 @@ class AirtableTwin(TwinApp):
         w = self._wrap
         return [
             Route("POST", r"/__sandbox/airtable/expire-offsets", self._expire_offsets, "sandbox.airtable.expire-offsets"),
+            Route("POST", r"/__sandbox/airtable/forms/(?P<base>[^/]+)/(?P<table>[^/]+)/?", w(self.create_records, True),
+                  "sandbox.airtable.form"),
+            Route("GET", r"/__sandbox/airtable/records/(?P<base>[^/]+)/(?P<table>[^/]+)/?", w(self.list_records),
+                  "sandbox.airtable.records"),
             Route("GET", r"/v0/meta/whoami/?", w(self.whoami), "meta.whoami"),
             Route("GET", r"/v0/meta/bases/?", w(self.list_bases), "meta.bases"),
             Route("GET", _META_BASE + r"/tables/?", w(self.get_schema), "meta.schema"),

@@ -144,6 +144,7 @@ class ShopifyTwin(TwinApp):
                  default_version: str = DEFAULT_VERSION, bump_updated_at_on_transactions: bool = False,
                  native_delay_seconds: float = 0, seed: dict | None = None) -> None:
         super().__init__()
+        self.throttled = 0                  # THROTTLED answers (HTTP 200, so not in the request log's status)
         if clock is None:
             if now is not None:
                 fixed = parse_datetime(now)
@@ -188,6 +189,7 @@ class ShopifyTwin(TwinApp):
             Route("POST", r"/__sandbox/shopify/orders/(?P<order>[^/]+)/refunds", self._post_refund,
                   w + "orders.refund"),
             Route("GET", r"/__sandbox/shopify/customers", self._get_customers, w + "customers"),
+            Route("GET", r"/__sandbox/shopify/throttled", self._get_throttled, w + "throttled"),
             Route("POST", r"/__sandbox/shopify/customers", self._post_customer, w + "customers.create"),
             Route("GET", r"/__sandbox/shopify/notifications", self._get_notifications, w + "notifications"),
             Route("POST", r"/__sandbox/shopify/reset", self._post_reset, w + "reset"),
@@ -303,6 +305,7 @@ class ShopifyTwin(TwinApp):
                     "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
                                             "throttleStatus": bucket.status()}}}
         if not bucket.take(requested):
+            self.throttled += 1
             return {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED",
                                                                      "documentation": RATE_DOC}}],
                     "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
@@ -422,6 +425,9 @@ class ShopifyTwin(TwinApp):
 
     def _post_refund(self, req):
         return self._world(lambda: self.world.refund(req.params["order"], self._body(req)))
+
+    def _get_throttled(self, req):
+        return json_response(200, {"throttled": self.throttled})
 
     def _get_customers(self, req):
         return self._world(lambda: {"customers": self.world.customers()})

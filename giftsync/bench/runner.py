@@ -1,0 +1,432 @@
+"""One benchmark scenario: fresh twins (separate processes, realistic latency and limits), one
+daemon process (giftsync as built, or the seed baseline), one workload, then the figures.
+
+Workload: a bulk card request of B cards submitted at t0, store redemptions arriving at random
+(Poisson, ``rate`` per second) for the load window, and ``orders`` online gift-card orders
+spread over the window. The load window lasts at least ``window`` seconds and until the bulk
+request is finished (at most ``max_load`` seconds); then redemptions still open get ``drain``
+seconds to finish. Form submissions go through the Airtable twin's form route (real Airtable
+forms do not count against the API's 5 requests/s); online orders through the Shopify twin's
+world route (a customer's checkout is not the app's API traffic).
+
+Measured, all from outside the daemon:
+- redemption latency: the form record's submission → the store email accepted by Klaviyo
+  (``redemption:<rec>:store`` in the Klaviyo twin's request log; giftsync sends it after the
+  record is Done); unfinished ones are counted apart;
+- bulk time: submission → the store confirmation ``request:<rec>:store`` accepted;
+- requests per service from the twins' request logs, sorted into redemption / bulk / other
+  work by table and body (see ``classify``); 429s (and Shopify's THROTTLED answers);
+- the daemon's peak RSS (``VmHWM``) and CPU (``utime + stime``) from /proc; idle CPU over a
+  window with nothing to do (measured once per mode, before the workload).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from ..domain.codes import derive_code
+from ..sandbox.world import DaemonProcess, SandboxWorld
+
+MODES = ("giftsync", "baseline")
+
+# Per-call latency of the real services (mean ≈ delay + jitter/2) and their real limits.
+LATENCY = {
+    "airtable": {"delay": 0.10, "jitter": 0.10},   # ≈150 ms
+    "shopify": {"delay": 0.15, "jitter": 0.10},    # ≈200 ms
+    "klaviyo": {"delay": 0.05, "jitter": 0.10},    # ≈100 ms
+}
+TWIN_OPTIONS = {
+    "airtable": {"rate_limit": True, "requests_per_second": 5, "penalty_seconds": 30.0},
+    "shopify": {"bucket_size": 2000, "restore_rate": 100},
+    "klaviyo": {"rate_limit": True},                # the published tiers
+}
+BENCH_CARDS = 40
+BENCH_CARD_BALANCE = Decimal("100000.00")
+CARD_AMOUNT = "25"
+
+
+@dataclass
+class ScenarioConfig:
+    mode: str
+    bulk: int
+    orders: int = 200
+    rate: float = 1.0                 # redemptions per second
+    window: float = 120.0             # minimum load window (s)
+    max_load: float = 1800.0          # the load window ends by then even if the bulk is not done
+    drain: float = 60.0               # after the load window, for open redemptions
+    warmup: float = 20.0
+    idle_seconds: float = 0.0         # 0 = do not measure idle CPU in this scenario
+    seed: int = 7
+    root: str = "bench-results/work"
+    daemon_env: dict = field(default_factory=dict)
+
+
+def _tables(seed: dict) -> dict:
+    return {t["name"]: t for t in seed["bases"][0]["tables"]}
+
+
+def bench_codes(n: int = BENCH_CARDS) -> list[str]:
+    return [derive_code(b"giftsync-bench", "bench-card", i) for i in range(n)]
+
+
+def add_bench_cards(world: SandboxWorld, n: int = BENCH_CARDS) -> list[str]:
+    """Cards with a large balance for the redemptions, in both seeds (mirrored)."""
+    codes = bench_codes(n)
+    cards = _tables(world.demo.airtable)["Gift Cards"]["records"]
+    shop = world.demo.shopify["giftCards"]
+    for i, code in enumerate(codes):
+        num = 710000000000 + i
+        cards.append({"id": f"recBenchCard{i:05d}", "fields": {
+            "Card": "•••• •••• •••• " + code[-4:], "Last 4": code[-4:], "Code Hash": world.hasher.hash(code),
+            "Shopify ID": f"gid://shopify/GiftCard/{num}", "Balance": float(BENCH_CARD_BALANCE),
+            "Initial Value": float(BENCH_CARD_BALANCE), "Currency": "USD", "Status": "Active", "Kind": "Digital",
+            "Source": "Imported", "Source Record": "bench seed"}})
+        shop.append({"id": num, "code": code.lower(), "initialValue": str(BENCH_CARD_BALANCE), "currency": "USD",
+                     "note": "bench card"})
+    return codes
+
+
+class Proc:
+    """/proc figures of one process."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self) -> float:
+        try:
+            text = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return float("nan")
+        fields_ = text.rsplit(")", 1)[1].split()
+        return (int(fields_[11]) + int(fields_[12])) / self.tick     # utime, stime
+
+    def status(self, key: str) -> float:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0                # kB → MB
+        except OSError:
+            pass
+        return float("nan")
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = (len(s) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+class Scenario:
+    def __init__(self, cfg: ScenarioConfig, *, echo=None) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.echo = echo
+        self.root = Path(cfg.root) / f"{cfg.mode}-B{cfg.bulk}"
+        self.world: SandboxWorld | None = None
+        self.daemon: DaemonProcess | None = None
+        self.redemptions: dict[str, float] = {}     # record id -> submitted (epoch)
+        self.bulk_id: str | None = None
+        self.bulk_submitted = 0.0
+        self.submit_errors = 0
+        self.orders_placed = 0
+
+    def say(self, text: str) -> None:
+        if self.echo is not None:
+            print(f"  [{self.cfg.mode} B={self.cfg.bulk}] {text}", file=self.echo, flush=True)
+
+    # -- the world ---------------------------------------------------------------------------
+    def start_world(self) -> SandboxWorld:
+        if self.root.exists():
+            import shutil
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
+        world = SandboxWorld(self.root, processes=True, persist=False,
+                             airtable_options=TWIN_OPTIONS["airtable"], shopify_options=TWIN_OPTIONS["shopify"],
+                             klaviyo_options=TWIN_OPTIONS["klaviyo"])
+        self.codes = add_bench_cards(world)
+        world.start()
+        for n, name in enumerate(("airtable", "shopify", "klaviyo")):
+            world.control(name, "POST", "/__sandbox/faults", {
+                "seed": self.cfg.seed + n, "rules": [{"kind": "latency", "route": "*", **LATENCY[name]}]})
+        self.world = world
+        return world
+
+    def start_daemon(self) -> DaemonProcess:
+        assert self.world is not None
+        env = self.world.daemon_env(interval=None, GIFTSYNC_MAX_QUANTITY="1000",
+                                    GIFTSYNC_GIFT_CARD_SKUS=",".join(self.world.giftsync_skus),
+                                    **self.cfg.daemon_env)
+        daemon = DaemonProcess(env, cwd=self.root, log_file=self.root / "daemon.log")
+        if self.cfg.mode == "baseline":
+            daemon.cmd = [sys.executable, "-m", "giftsync.bench.baseline"]
+        daemon.start()
+        self.daemon = daemon
+        return daemon
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop(timeout=10)   # the baseline finishes a whole bulk request first: not waited for
+        if self.world is not None:
+            self.world.stop()
+
+    # -- workload ----------------------------------------------------------------------------
+    def _form(self, table: str, fields: dict) -> dict:
+        w = self.world
+        r = requests.post(f"{w.airtable_url}/__sandbox/airtable/forms/{w.base_id}/{quote(table)}",
+                          json={"records": [{"fields": fields}], "typecast": True}, timeout=10)
+        r.raise_for_status()
+        return r.json()["records"][0]
+
+    def records(self, table: str, formula: str | None = None) -> list[dict]:
+        w = self.world
+        out: list[dict] = []
+        params: dict[str, Any] = {"pageSize": 100}
+        if formula:
+            params["filterByFormula"] = formula
+        while True:
+            r = requests.get(f"{w.airtable_url}/__sandbox/airtable/records/{w.base_id}/{quote(table)}",
+                             params=params, timeout=30)
+            r.raise_for_status()
+            body = r.json()
+            out += body.get("records", [])
+            if not body.get("offset"):
+                return out
+            params["offset"] = body["offset"]
+
+    def submit_bulk(self) -> None:
+        store = self.world.stores[0]
+        rec = self._form("Card Requests", {
+            "Store": [store.record_id], "Amount": float(CARD_AMOUNT), "Quantity": self.cfg.bulk, "Kind": "Digital",
+            "Recipient Name": "Bench Company", "Recipient Email": "hr@company.example.com", "Staff": "Bench"})
+        self.bulk_id = rec["id"]
+        self.bulk_submitted = time.time()
+
+    def submit_redemption(self) -> None:
+        store = self.rng.choice(self.world.stores)
+        code = self.rng.choice(self.codes)
+        try:
+            rec = self._form("Store Redemptions", {"Store": [store.record_id], "Code": code, "Amount": 1.0,
+                                                   "Staff": "Bench"})
+            self.redemptions[rec["id"]] = time.time()
+        except Exception:  # noqa: BLE001
+            self.submit_errors += 1
+
+    def place_order(self) -> None:
+        customer = self.rng.choice(self.world.customers)
+        sku = self.rng.choice(self.world.giftsync_skus)
+        try:
+            self.world.buy_online(customer.email, [{"sku": sku, "quantity": 1}])
+            self.orders_placed += 1
+        except Exception:  # noqa: BLE001
+            self.submit_errors += 1
+
+    def bulk_done(self) -> bool:
+        if not self.bulk_id:
+            return True
+        recs = self.records("Card Requests", f"RECORD_ID()='{self.bulk_id}'")
+        return bool(recs) and recs[0]["fields"].get("Status") in ("Done", "Rejected")
+
+    def open_redemptions(self) -> int:
+        recs = self.records("Store Redemptions", "AND({Status}!='Done',{Status}!='Rejected')")
+        return sum(1 for r in recs if r["id"] in self.redemptions)
+
+    def run_load(self) -> tuple[float, float]:
+        cfg = self.cfg
+        t0 = time.time()
+        if cfg.bulk:
+            self.submit_bulk()
+        order_times = sorted(self.rng.uniform(0, cfg.window) for _ in range(cfg.orders))
+        next_red = t0 + self.rng.expovariate(cfg.rate)
+        next_check = t0 + 2.0
+        done_bulk = not cfg.bulk
+        while True:
+            now = time.time()
+            while order_times and t0 + order_times[0] <= now:
+                order_times.pop(0)
+                self.place_order()
+            if now >= next_red:
+                self.submit_redemption()
+                next_red += self.rng.expovariate(cfg.rate)
+            if now >= next_check:
+                next_check = now + 2.0
+                if not done_bulk:
+                    done_bulk = self.bulk_done()
+                elapsed = now - t0
+                if elapsed >= cfg.max_load or (elapsed >= cfg.window and done_bulk and not order_times):
+                    break
+                if not self.daemon.alive():
+                    self.say("daemon exited!")
+                    break
+            time.sleep(max(0.0, min(next_red, next_check) - time.time(), 0.01))
+        t_end = time.time()
+        deadline = t_end + cfg.drain
+        while time.time() < deadline:
+            if self.open_redemptions() == 0:
+                break
+            time.sleep(1.0)
+        time.sleep(2.0)             # the last store emails
+        return t0, t_end
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.say("starting twins")
+        self.start_world()
+        try:
+            self.say("starting daemon")
+            daemon = self.start_daemon()
+            proc = Proc(daemon.pid)
+            time.sleep(cfg.warmup)
+            idle = None
+            if cfg.idle_seconds:
+                c0, w0 = proc.cpu_seconds(), time.time()
+                time.sleep(cfg.idle_seconds)
+                idle = 100.0 * (proc.cpu_seconds() - c0) / (time.time() - w0)
+                self.say(f"idle CPU {idle:.2f} %")
+            for name in ("airtable", "shopify", "klaviyo"):
+                self.world.control(name, "DELETE", "/__sandbox/requests")
+            throttled0 = self.world.control("shopify", "GET", "/__sandbox/shopify/throttled")["throttled"]
+            cpu0 = proc.cpu_seconds()
+            self.say("load")
+            t0, t_end = self.run_load()
+            cpu1, t1 = proc.cpu_seconds(), time.time()
+            result = self.collect(t0, t_end, t1)
+            result["daemon"] = {"pid": daemon.pid, "peak_rss_mb": proc.status("VmHWM"),
+                                "rss_mb_end": proc.status("VmRSS"), "cpu_seconds": cpu1 - cpu0,
+                                "cpu_percent": 100.0 * (cpu1 - cpu0) / max(1e-9, t1 - t0),
+                                "idle_cpu_percent": idle, "alive": daemon.alive()}
+            result["shopify_throttled"] = (self.world.control("shopify", "GET", "/__sandbox/shopify/throttled")
+                                           ["throttled"] - throttled0)
+            result["429s"] = result["requests"]["status_429"] + result["shopify_throttled"]
+            return result
+        finally:
+            self.stop()
+
+    # -- figures -----------------------------------------------------------------------------
+    def collect(self, t0: float, t_end: float, t1: float) -> dict:
+        logs = {name: self.world.control(name, "GET", "/__sandbox/requests")["requests"]
+                for name in ("airtable", "shopify", "klaviyo")}
+        accepted: dict[str, float] = {}
+        for entry in logs["klaviyo"]:
+            if 200 <= entry["status"] < 300 and entry["route"].startswith("events"):
+                for uid in _unique_ids(entry["body"]):
+                    accepted.setdefault(uid, entry["time"])
+        latencies, unfinished = [], 0
+        forms = {r["id"]: r["fields"] for r in self.records("Store Redemptions")}
+        outcomes: dict[str, int] = {}
+        for rid, submitted in self.redemptions.items():
+            f = forms.get(rid, {})
+            status = f.get("Status", "")
+            outcomes[f.get("Outcome") or status or "open"] = outcomes.get(f.get("Outcome") or status or "open", 0) + 1
+            sent = accepted.get(f"redemption:{rid}:store")
+            if status in ("Done", "Rejected") and sent is not None:
+                latencies.append(sent - submitted)
+            else:
+                unfinished += 1
+        bulk = None
+        if self.bulk_id:
+            recs = self.records("Card Requests", f"RECORD_ID()='{self.bulk_id}'")
+            f = recs[0]["fields"] if recs else {}
+            sent = accepted.get(f"request:{self.bulk_id}:store")
+            issued = len(f.get("Cards") or [])
+            bulk = {"record": self.bulk_id, "status": f.get("Status", ""), "cards_issued": issued,
+                    "seconds": (sent - self.bulk_submitted) if sent else None,
+                    "cards_per_second": (issued / (sent - self.bulk_submitted)) if sent and issued else None,
+                    "bucket_bound_seconds": self.cfg.bulk / 10.0}
+        classes = classify(logs, self.bulk_id)
+        n_red = len(latencies)
+        issued = bulk["cards_issued"] if bulk else 0
+        per = {}
+        for svc, counts in classes.items():
+            per[svc] = {"total": sum(counts.values()), **counts,
+                        "per_redemption": counts["redemption"] / n_red if n_red else None,
+                        "per_card": counts["bulk"] / issued if issued else None}
+        status_429 = sum(1 for entries in logs.values() for e in entries if e["status"] == 429)
+        return {
+            "mode": self.cfg.mode, "bulk": self.cfg.bulk, "config": asdict(self.cfg),
+            "load_seconds": t_end - t0, "run_seconds": t1 - t0,
+            "redemptions": {"submitted": len(self.redemptions), "finished": n_red, "unfinished": unfinished,
+                            "outcomes": outcomes,
+                            "p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95),
+                            "max": max(latencies) if latencies else None,
+                            "mean": statistics.fmean(latencies) if latencies else None},
+            "bulk_request": bulk,
+            "orders_placed": self.orders_placed, "submit_errors": self.submit_errors,
+            "requests": {"by_service": per, "status_429": status_429,
+                         "log_truncated": any(len(v) >= 20000 for v in logs.values())},
+        }
+
+
+def _unique_ids(body: str) -> list[str]:
+    out = []
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return out
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "unique_id" and isinstance(v, str):
+                    out.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(data)
+    return out
+
+
+def classify(logs: dict[str, list[dict]], bulk_id: str | None) -> dict[str, dict[str, int]]:
+    """Sort each request into the work it served: ``redemption`` (store redemptions), ``bulk``
+    (the bulk card request), ``other`` (online orders, lease, polls of other tables, …)."""
+    out = {name: {"redemption": 0, "bulk": 0, "other": 0} for name in logs}
+    bulk = bulk_id or "\0"
+    for e in logs["airtable"]:
+        path, body = e["path"], e["body"]
+        query = json.dumps(e.get("query") or {})
+        if "/Store Redemptions" in path or "Store Redemptions/" in body:
+            kind = "redemption"
+        elif "/Card Requests" in path or bulk in body or "Store request" in body:
+            kind = "bulk"
+        elif "/Gift Cards" in path and ("Code Hash" in query or "Code Hash" in body
+                                          or (e["method"] == "PATCH" and "performUpsert" not in body)):
+            kind = "redemption"
+        else:
+            kind = "other"
+        out["airtable"][kind] += 1
+    for e in logs["shopify"]:
+        body = e["body"]
+        if e["route"] == "giftCardDebit" or "giftsync:rec" in body and "giftCardDebit" in body:
+            kind = "redemption"
+        elif bulk in body:
+            kind = "bulk"
+        else:
+            kind = "other"
+        out["shopify"][kind] += 1
+    for e in logs["klaviyo"]:
+        body = e["body"]
+        if "redemption:rec" in body or "crm:redeemed:" in body:
+            kind = "redemption"
+        elif bulk in body:
+            kind = "bulk"
+        else:
+            kind = "other"
+        out["klaviyo"][kind] += 1
+    return out
