@@ -158,6 +158,7 @@ def store_options(settings: Settings | None) -> Any:
         check_limit=settings.balance_check_limit,
         check_window_seconds=settings.balance_check_window_seconds,
         admin_email=settings.admin_email,
+        order_overlap_seconds=settings.order_overlap_seconds,
     )
 
 

@@ -52,3 +52,43 @@ class Receipt:
     def currency(self) -> str | None:
         money = self.balance_after or self.amount
         return money.currency if money else None
+
+
+# Activities that move (or open) a card's balance; the others only carry a balance for context.
+MOVEMENTS = frozenset({Activity.ISSUE, Activity.ACTIVATE, Activity.MIRROR, Activity.REDEEM, Activity.CREDIT,
+                       Activity.ADJUST})
+OPENINGS = frozenset({Activity.ISSUE, Activity.ACTIVATE, Activity.MIRROR})
+
+
+def ledger_balance(receipts: list[Receipt], initial: Money | None = None) -> Money | None:
+    """The balance the card's receipts add up to (docs/adr/0004-online-ledger.md), or None when
+    nothing tells where it starts.
+
+    The opening receipt (ISSUE/ACTIVATE/MIRROR, the earliest) sets the start: its balance-after
+    minus its own amount (0 for a card giftsync issued; the balance found for a card mirrored
+    after it existed). Without one the card's ``initial`` value starts it, and without that the
+    earliest movement with a balance-after anchors it. Then every movement's amount counts once,
+    whatever order the rows were written in."""
+    rows = sorted((r for r in receipts if r.activity in MOVEMENTS), key=lambda r: r.time)
+    rows = [r for r in rows if r.amount is not None or r.balance_after is not None]
+    opening = next((r for r in rows if r.activity in OPENINGS and r.balance_after is not None), None)
+    if opening is not None:
+        currency = opening.balance_after.currency
+        own = opening.amount if opening.amount is not None and opening.amount.currency == currency else None
+        start = opening.balance_after - own if own is not None else opening.balance_after
+    elif initial is not None:
+        currency, start = initial.currency, initial
+    else:
+        anchor = next((r for r in rows if r.balance_after is not None), None)
+        if anchor is None:
+            return None
+        currency = anchor.balance_after.currency
+        start = anchor.balance_after
+        for r in rows[:rows.index(anchor) + 1]:     # amounts up to the anchor are inside its balance-after
+            if r.amount is not None and r.amount.currency == currency:
+                start = start - r.amount
+    total = start
+    for r in rows:
+        if r.amount is not None and r.amount.currency == currency:
+            total = total + r.amount
+    return total

@@ -192,17 +192,13 @@ class BalanceChecks:
         return card, shop, "answered"
 
     def _correct(self, card: MirrorCard, shop: ShopifyCard, rid: str) -> None:
-        """The mirror drifted (a change giftsync had not seen yet): set it from Shopify, ADJUST."""
-        now = self.ctx.clock.now()
-        delta = shop.balance - card.balance if shop.balance.currency == card.balance.currency else None
-        self.ctx.write_receipts("check.receipt", [self.ctx.receipt(
-            f"adjust:check:{rid}", Activity.ADJUST, channel=Channel.SYSTEM, card_record_id=card.record_id,
-            card_masked=card.masked, amount=delta, balance_after=shop.balance, source=f"{TABLE.value}/{rid}",
-            outcome="Balance set from Shopify", correlation_id=card.shopify_id,
-            details=f"Airtable had {card.balance}, Shopify {shop.balance} (seen during a balance check)")])
+        """The mirror differs from Shopify (a change giftsync has not recorded yet): the answer
+        comes from Shopify; the ledger is settled by the reconciler's rule, which leaves a
+        movement an online order may still claim to that order (never counted twice)."""
+        from .reconcile import ReconcileReport, Reconciler
         reach("check.balance")
-        self.ctx.book.set_balances({card.record_id: (shop.balance, now)})
-        log.info("balance corrected card=%s from=%s to=%s", card.masked, card.balance, shop.balance)
+        Reconciler(self.ctx, claim_seconds=self.ctx.options.order_overlap_seconds).check(
+            card, shop, ReconcileReport())
 
     def _finish(self, form: BalanceCheckForm, outcome: CheckOutcome, code_field: str, card: MirrorCard | None,
                 balance: Money | None, *, notified: bool, details: str,

@@ -18,6 +18,8 @@ class StoreOptions:
     email_attempts: int = 3                  # sends per email before it counts as failed
     email_backoff_seconds: float = 0.5       # wait before retry k: backoff * 2**(k-1)
     batch_size: int = 100                    # form records read per poll
+    order_overlap_seconds: float = 600.0     # a balance difference this recent may still be an online
+                                             # order's (docs/adr/0004-online-ledger.md)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_card_amount, float):

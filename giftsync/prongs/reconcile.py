@@ -11,11 +11,17 @@ anything giftsync did not see) and card status changes (disabled, expired).
   last full pass is kept in ``watermark:reconcile-full``. Shopify's ``updatedAt`` is not
   known to move on credits/debits, so only the full pass is sure to see every change.
 
-Any difference: the Airtable balance is set from Shopify and an ADJUST receipt carries the
-delta, the balance after and the reason (the notes of the card's newest transactions). A
-difference explained by a giftsync-keyed movement newer than the mirror's last sync (a store
-redemption in flight on another thread) is left to that flow for ``inflight_seconds``.
-After any path, for each card the last balance-after in Receipts equals Shopify's balance.
+The comparison is against the ledger, not the mirror: what the card's receipts add up to
+(``ledger_balance``). A difference is left alone while it may still be recorded by the flow
+that owns it — a giftsync-keyed movement newer than the mirror's last sync (a store
+redemption in flight on another thread) for ``inflight_seconds``, and any movement without a
+giftsync key newer than ``claim_seconds`` (an online order's payment or refund whose order
+the redemption prong has not seen yet: orders search lags; default the order overlap). A
+deferred card holds the walk's watermark, so the walk sees it again. What is still
+unexplained after that is set in Airtable from Shopify with an ADJUST receipt carrying the
+delta, the balance after and the reason (the notes of the card's newest transactions). Each
+balance movement is then in Receipts exactly once: for each card the amounts add up to
+Shopify's balance and the last balance-after equals it (docs/adr/0004-online-ledger.md).
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from typing import Callable
 from ..crashpoints import reach
 from ..domain.cards import MirrorCard, ShopifyCard
 from ..domain.codes import CodeHasher
-from ..domain.ledger import Activity, Channel
+from ..domain.ledger import Activity, Channel, ledger_balance
 from ..domain.money import Money
 from ..ports import CardBook, Clock, GiftCardLedger, Messenger, StatusRow
 from ..runtime.budget import BACKGROUND, priority
@@ -56,11 +62,16 @@ class ReconcileReport:
 
 class Reconciler:
     def __init__(self, ctx: StoreContext, online: OnlineOptions | None = None, *,
-                 inflight_seconds: float = 900.0) -> None:
+                 inflight_seconds: float = 900.0, claim_seconds: float | None = None) -> None:
         self.ctx = ctx
         self.online = online or OnlineOptions()
         self.inflight_seconds = inflight_seconds
+        self.claim_seconds = self.online.overlap_seconds if claim_seconds is None else claim_seconds
         self.watermark = Watermark(ctx.book, WALK_WATERMARK, "reconcile.cursor")
+        # The walk re-meets a card on every cycle of the overlap window: a card whose ledger was
+        # found to add up is not read again until its balance or updatedAt moves (the full pass
+        # never skips).
+        self._settled: dict[str, tuple[Money, datetime | None]] = {}
 
     # -- the two passes -----------------------------------------------------------------------
     def walk(self, report: ReconcileReport | None = None, stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
@@ -85,12 +96,17 @@ class Reconciler:
                     done = True
                     break
                 mirror = self.ctx.book.card_by_shopify_id(shop.id)
+                deferred = report.deferred
                 if mirror is None:
                     report.not_mirrored += 1
-                elif not safe_call(log, "reconcile", shop.id, lambda m=mirror, s=shop: self.check(m, s, report)):
+                elif not safe_call(log, "reconcile", shop.id,
+                                   lambda m=mirror, s=shop: self.check(m, s, report, walk=True)):
                     report.errors += 1
                     if shop.updated_at is not None:
                         failed_at = shop.updated_at if failed_at is None else min(failed_at, shop.updated_at)
+                elif report.deferred > deferred and shop.updated_at is not None:
+                    # left to its flow for now: the watermark must not pass it
+                    failed_at = shop.updated_at if failed_at is None else min(failed_at, shop.updated_at)
                 if shop.updated_at is not None:
                     newest = shop.updated_at if newest is None else max(newest, shop.updated_at)
             if done or not cursor:
@@ -130,23 +146,34 @@ class Reconciler:
         return report
 
     # -- one card -----------------------------------------------------------------------------
-    def check(self, mirror: MirrorCard, shop: ShopifyCard, report: ReconcileReport) -> None:
+    def check(self, mirror: MirrorCard, shop: ShopifyCard, report: ReconcileReport, *, walk: bool = False) -> None:
         report.checked += 1
         now = self.ctx.clock.now()
-        differs = mirror.balance.currency != shop.balance.currency or mirror.balance.amount != shop.balance.amount
-        if differs:
-            txs = self.ctx.ledger.transactions(shop.id, last=20)
-            synced = mirror.last_synced
-            inflight = [t for t in txs if t.note.startswith(GIFTSYNC_NOTE) and t.processed_at is not None
-                        and (synced is None or t.processed_at > synced)
-                        and t.processed_at > now - timedelta(seconds=self.inflight_seconds)]
-            if inflight:
-                report.deferred += 1
-                log.info("reconcile deferred card=%s: a giftsync movement is being recorded", mirror.masked)
-                return
-            self._adjust(mirror, shop, txs, now)
-            report.adjusted += 1
-            mirror = dataclasses.replace(mirror, balance=shop.balance, last_synced=now)
+        key = (shop.balance, shop.updated_at)
+        same = mirror.balance.currency == shop.balance.currency and mirror.balance.amount == shop.balance.amount
+        if not (walk and same and self._settled.get(shop.id) == key):
+            self._settled.pop(shop.id, None)
+            receipts = self.ctx.book.receipts_for_card(mirror.record_id)
+            expected = ledger_balance(receipts, shop.initial_value or mirror.initial_value)
+            if expected is None:        # nothing tells where the card started: the mirror does
+                expected = mirror.balance
+            if expected.currency != shop.balance.currency or expected.amount != shop.balance.amount:
+                txs = self.ctx.ledger.transactions(shop.id, last=20)
+                reason = self._wait_reason(mirror, txs, now)
+                if reason:
+                    report.deferred += 1
+                    log.info("reconcile deferred card=%s: %s", mirror.masked, reason)
+                    return
+                self._adjust(mirror, expected, shop, txs, now)
+                report.adjusted += 1
+                mirror = dataclasses.replace(mirror, balance=shop.balance, last_synced=now)
+            elif not same:
+                # every movement is in Receipts; only the mirror's cell lags (a flow stopped
+                # between its receipt and the balance): set it, no receipt
+                reach("reconcile.balance")
+                self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
+                mirror = dataclasses.replace(mirror, balance=shop.balance, last_synced=now)
+            self._settled[shop.id] = key
         status = shop.status_on(now.date())
         if status is not mirror.status:
             previous = mirror.status
@@ -161,9 +188,23 @@ class Reconciler:
             report.status_changed += 1
             log.info("reconcile status card=%s %s -> %s", mirror.masked, previous.value, status.value)
 
-    def _adjust(self, mirror: MirrorCard, shop: ShopifyCard, txs, now: datetime) -> None:
-        same = mirror.balance.currency == shop.balance.currency
-        delta: Money | None = shop.balance - mirror.balance if same else None
+    def _wait_reason(self, mirror: MirrorCard, txs, now: datetime) -> str:
+        """Why a difference is not adjusted yet ("" = adjust it now)."""
+        synced = mirror.last_synced
+        for t in txs:
+            if t.processed_at is None:
+                continue
+            if t.note.startswith(GIFTSYNC_NOTE):
+                if (synced is None or t.processed_at > synced) \
+                        and t.processed_at > now - timedelta(seconds=self.inflight_seconds):
+                    return "a giftsync movement is being recorded"
+            elif t.processed_at > now - timedelta(seconds=self.claim_seconds):
+                return "a recent movement may belong to an online order not recorded yet"
+        return ""
+
+    def _adjust(self, mirror: MirrorCard, expected: Money, shop: ShopifyCard, txs, now: datetime) -> None:
+        same = expected.currency == shop.balance.currency
+        delta: Money | None = shop.balance - expected if same else None
         synced = mirror.last_synced
         outside = [t for t in txs if not t.note.startswith(GIFTSYNC_NOTE)
                    and (synced is None or t.processed_at is None or t.processed_at >= synced - timedelta(seconds=1))]
@@ -172,17 +213,17 @@ class Reconciler:
         reason = ("Shopify balance changed outside giftsync (admin adjustment or a change giftsync did not see)"
                   + (f": {notes}" if notes else ""))
         last_tx = numeric(txs[-1].id) if txs else (shop.updated_at.isoformat() if shop.updated_at else "0")
-        receipt_id = f"adjust:{numeric(shop.id)}:{last_tx}:{mirror.balance.amount}:{shop.balance.amount}"
+        receipt_id = f"adjust:{numeric(shop.id)}:{last_tx}:{expected.amount}:{shop.balance.amount}"
         self.ctx.write_receipts("reconcile.receipt", [self.ctx.receipt(
             receipt_id, Activity.ADJUST, channel=Channel.ADMIN, card_record_id=mirror.record_id,
             card_masked=mirror.masked, amount=delta, balance_after=shop.balance, source="Shopify",
             outcome="Adjusted from Shopify", correlation_id=shop.id,
-            details=(f"Airtable {mirror.balance} → Shopify {shop.balance}"
+            details=(f"Receipts {expected} → Shopify {shop.balance}"
                      + (f" (delta {delta.plain()})" if delta is not None else " (currency changed)")
                      + f". {reason}")[:1000])])
         reach("reconcile.balance")
         self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
-        log.info("reconcile adjusted card=%s from=%s to=%s", mirror.masked, mirror.balance, shop.balance)
+        log.info("reconcile adjusted card=%s from=%s to=%s", mirror.masked, expected, shop.balance)
 
 
 class ReconcileProng:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from giftsync import cli
 from giftsync.bootstrap import build_app, online_options, store_options
 from giftsync.config import Settings
-from giftsync.domain.ledger import Activity
+from giftsync.domain.ledger import Activity, ledger_balance
 from giftsync.ports import OrderKind, OrderStatus
 from giftsync.prongs.online import order_key
 from giftsync.prongs.shopify_purchases import ShopifyPurchases
@@ -37,6 +38,7 @@ SEED = {
     ],
     "giftCards": [{"code": "NEVERMIRRORED01", "initialValue": "40.00", "note": "issued before giftsync"}],
 }
+CLAIM_SECONDS = 2      # the order overlap, also the window in which an order may claim a movement
 SCOPES = ["read_gift_cards", "write_gift_cards", "read_gift_card_transactions", "write_gift_card_transactions",
           "read_orders", "write_orders", "read_customers", "write_customers"]
 
@@ -60,7 +62,7 @@ def settings(twins):
         "SHOPIFY_ACCESS_TOKEN": SHOP_TOKEN, "KLAVIYO_API_KEY": KEY, "GIFTSYNC_CODE_SECRET": "q" * 40,
         "GIFTSYNC_ADMIN_EMAIL": "admin@example.test", "AIRTABLE_API_URL": at.url, "SHOPIFY_ADMIN_URL": sh.url,
         "KLAVIYO_API_URL": kl.url, "GIFTSYNC_LEASE_SETTLE_SECONDS": "0.1", "GIFTSYNC_AIRTABLE_RATE": "50",
-        "GIFTSYNC_GIFT_CARD_SKUS": SKU,
+        "GIFTSYNC_GIFT_CARD_SKUS": SKU, "GIFTSYNC_ORDER_OVERLAP_SECONDS": str(CLAIM_SECONDS),
     })
 
 
@@ -99,11 +101,20 @@ def purchase_key(order: dict) -> str:
 
 
 def assert_ledger_adds_up(app) -> None:
+    """Last balance-after = Shopify's balance, and the amounts add up to it (each movement once)."""
     for card in app.book.iter_cards():
         real = app.ledger.get_card(card.shopify_id)
         assert card.balance.amount == real.balance.amount, card.masked
-        rows = [r for r in app.book.receipts_for_card(card.record_id) if r.balance_after is not None]
+        receipts = app.book.receipts_for_card(card.record_id)
+        rows = [r for r in receipts if r.balance_after is not None]
         assert rows and rows[-1].balance_after.amount == real.balance.amount, card.masked
+        added = ledger_balance(receipts, real.initial_value)
+        assert added is not None and added.amount == real.balance.amount, (card.masked, added, real.balance)
+
+
+def past_claim() -> None:
+    """Wait out the window in which an online order may still claim a balance movement."""
+    time.sleep(CLAIM_SECONDS + 1.2)
 
 
 def trace(settings, app, ref):
@@ -247,6 +258,7 @@ def test_refund_to_a_card_is_a_credit(twins, app):
 def test_admin_adjustment_found_by_the_reconcile_pass(twins, app, settings):
     [card] = _buy_cards(twins, app, 1)
     shop(twins).adjust(card.shopify_id, "-4.00", note="damaged card goodwill")
+    past_claim()
     out = io.StringIO()
     assert cli.main(["once", "--prong", "reconcile"], settings=settings, log_stream=out,
                     app_factory=lambda s: build_app(s)) == 0
@@ -261,9 +273,58 @@ def test_admin_adjustment_found_by_the_walk_when_updated_at_moves(twins, app):
     [card] = _buy_cards(twins, app, 1)
     cycle(app, "shopify-redemptions")                          # first walk sets the watermark
     shop(twins).adjust(card.shopify_id, "5.00", note="top-up")
+    assert cycle(app, "shopify-redemptions").adjusted == 0    # an order may still claim it
+    past_claim()
     report = cycle(app, "shopify-redemptions")
     assert report.adjusted == 1
     assert app.book.card(card.record_id).balance.amount == Decimal("30.00")
+    assert_ledger_adds_up(app)
+
+
+def test_search_lag_race_walk_before_the_redemption_prong_counts_the_payment_once(twins, app, settings):
+    """Payment made; the reconcile walk (and a full pass) run before the redemption prong has
+    seen the order; then the prong. The ledger adds up in amounts, not only in the last
+    balance-after: one REDEEM, no ADJUST (docs/adr/0004-online-ledger.md)."""
+    from giftsync.prongs.shopify_redemptions import ShopifyRedemptions
+    shop(twins).bump_updated_at_on_transactions = True
+    [card] = _buy_cards(twins, app, 1)
+    prong = ShopifyRedemptions(app.book, app.ledger, app.ledger, app.messenger, app.clock, app.hasher,
+                               store_options(settings), online_options(settings))
+    prong.reconciler.walk()                                     # first walk: the watermark
+    time.sleep(1.1)
+    shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": "MUG"}],
+                          "gift_card_payments": [{"id": card.shopify_id, "amount": "12.00"}]})
+    walked = prong.reconciler.walk()                            # the order is not in our hands yet
+    assert walked.checked == 1 and walked.deferred == 1 and walked.adjusted == 0
+    assert cli.main(["once", "--prong", "reconcile"], settings=settings, log_stream=io.StringIO(),
+                    app_factory=lambda s: build_app(s)) == 0
+    report = prong.run_once()                                   # the redemption prong (then its walk)
+    assert report.redeemed == 1 and report.adjusted == 0
+    past_claim()
+    assert prong.run_once().adjusted == 0                       # later walks: nothing unexplained
+    assert cli.main(["once", "--prong", "reconcile"], settings=settings, log_stream=io.StringIO(),
+                    app_factory=lambda s: build_app(s)) == 0
+    receipts = app.book.receipts_for_card(card.record_id)
+    moves = [r for r in receipts if r.amount is not None and r.activity is not Activity.ISSUE]
+    assert [(r.activity, r.amount.amount) for r in moves] == [(Activity.REDEEM, Decimal("-12.00"))]
+    real = app.ledger.get_card(card.shopify_id)
+    assert sum(r.amount.amount for r in moves) == real.balance.amount - real.initial_value.amount
+    assert_ledger_adds_up(app)
+
+
+def test_adjustment_then_payment_recorded_first_keeps_both_amounts(twins, app, settings):
+    shop(twins).bump_updated_at_on_transactions = True
+    [card] = _buy_cards(twins, app, 1)
+    cycle(app, "shopify-redemptions")                           # first walk: the watermark
+    shop(twins).adjust(card.shopify_id, "3.00", note="goodwill")
+    shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": "MUG"}],
+                          "gift_card_payments": [{"id": card.shopify_id, "amount": "12.00"}]})
+    assert cycle(app, "shopify-redemptions").redeemed == 1      # REDEEM's balance-after holds both
+    past_claim()
+    assert cycle(app, "shopify-redemptions").adjusted == 1      # the ledger shows the 3.00 missing
+    moves = [r for r in app.book.receipts_for_card(card.record_id)
+             if r.amount is not None and r.activity is not Activity.ISSUE]
+    assert sorted(r.amount.amount for r in moves) == [Decimal("-12.00"), Decimal("3.00")]
     assert_ledger_adds_up(app)
 
 

@@ -1,6 +1,8 @@
 """A small world of fakes for the store prong."""
 from __future__ import annotations
 
+from giftsync.domain.ledger import ledger_balance
+
 import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -102,3 +104,5 @@ def assert_ledger_adds_up(world: World) -> None:
         rows = [r for r in world.book.receipts_for_card(card.record_id) if r.balance_after is not None]
         if rows:
             assert rows[-1].balance_after == shop
+            added = ledger_balance(world.book.receipts_for_card(card.record_id))
+            assert added in (None, shop), f"receipts add up to {added}, shopify {shop} ({card.masked})"

@@ -1,6 +1,8 @@
 """A small world of fakes for the Shopify prongs (purchases, redemptions, reconcile)."""
 from __future__ import annotations
 
+from giftsync.domain.ledger import ledger_balance
+
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -82,6 +84,8 @@ def assert_ledger_adds_up(world: Online) -> None:
         rows = [r for r in world.book.receipts_for_card(card.record_id) if r.balance_after is not None]
         assert rows, f"no receipt for {card.masked}"
         assert rows[-1].balance_after == shop
+        added = ledger_balance(world.book.receipts_for_card(card.record_id), card.initial_value)
+        assert added == shop, f"receipts add up to {added}, shopify {shop} ({card.masked})"
 
 
 def written_text(world: Online) -> str:

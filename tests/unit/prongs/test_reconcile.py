@@ -16,9 +16,15 @@ def adjustments(world):
     return [r for r in world.book.all_receipts() if r.activity is Activity.ADJUST]
 
 
+def past_claim(world):
+    """Past the window in which a movement may still be claimed by an online order."""
+    world.clock.advance(world.online.overlap_seconds + 1)
+
+
 def test_full_pass_catches_an_admin_adjustment(online):
     _, card_id, mirror = online.mirrored("50.00")
     online.ledger.adjust(card_id, "-7.50", note="goodwill correction")
+    past_claim(online)
     report = online.reconcile.run_once()
     assert report.adjusted == 1 and report.checked == 1
     [adj] = adjustments(online)
@@ -37,8 +43,12 @@ def test_walk_finds_recent_changes_and_keeps_its_watermark(online):
     first = datetime.fromisoformat(online.book.read_status(WALK_WATERMARK).cursor)
     online.clock.advance(60)
     online.ledger.adjust(card_id, "10.00", note="admin top-up")
-    started = online.clock.now()
     report = online.redemptions.run_once()
+    assert report.adjusted == 0                             # an order may still claim it: left alone ...
+    assert datetime.fromisoformat(online.book.read_status(WALK_WATERMARK).cursor) < online.clock.now()
+    past_claim(online)
+    started = online.clock.now()
+    report = online.redemptions.run_once()                  # ... and seen again by the next walks
     assert report.adjusted == 1
     mark = datetime.fromisoformat(online.book.read_status(WALK_WATERMARK).cursor)
     assert first < mark <= started
@@ -75,5 +85,84 @@ def test_cards_missing_in_shopify_are_counted_not_fatal(online):
                                        balance=Money.of("5", "USD"))])
     _, card_id, _ = online.mirrored("10.00")
     online.ledger.adjust(card_id, "1")
+    past_claim(online)
     report = online.reconcile.run_once()
     assert report.missing_in_shopify == 1 and report.adjusted == 1 and report.errors == 0
+
+
+# -- the search-lag race: a movement is in Receipts exactly once (docs/adr/0004-online-ledger.md) ------------
+
+def movements(world, record_id):
+    return [r for r in world.book.receipts_for_card(record_id) if r.amount is not None]
+
+
+def test_walk_before_the_redemption_prong_leaves_an_order_payment_to_it(online):
+    _, card_id, mirror = online.mirrored("50.00")
+    online.redemptions.run_once()                           # first walk: watermark
+    online.clock.advance(30)
+    online.orders.purchase([{"sku": "MUG", "price": "12.00"}], email="ann@example.test",
+                           gift_card_payments=[(card_id, "12.00")])
+    report = online.redemptions.reconciler.walk()           # the order is not in search yet
+    assert report.deferred == 1 and report.adjusted == 0 and not adjustments(online)
+    assert online.reconcile.run_once().adjusted == 0        # nor does the full pass take it
+    online.clock.advance(5)
+    assert online.redemptions.run_once().redeemed == 1      # the order shows up: REDEEM, once
+    past_claim(online)
+    online.redemptions.run_once()
+    online.reconcile.run_once()
+    assert [r.activity for r in movements(online, mirror.record_id)] == [Activity.REDEEM]
+    assert sum(r.amount.amount for r in movements(online, mirror.record_id)) == Decimal("-12.00")
+    assert_ledger_adds_up(online)
+
+
+def test_an_adjustment_absorbed_by_a_later_redemption_is_still_recorded(online):
+    """The other side of the race: an admin change, then an online payment recorded first
+    (its balance-after already holds both). The ledger, not the mirror, shows what is missing."""
+    _, card_id, mirror = online.mirrored("50.00")
+    online.redemptions.run_once()
+    online.clock.advance(30)
+    online.ledger.adjust(card_id, "5.00", note="goodwill")
+    online.orders.purchase([{"sku": "MUG", "price": "12.00"}], email="ann@example.test",
+                           gift_card_payments=[(card_id, "12.00")])
+    report = online.redemptions.run_once()
+    assert report.redeemed == 1 and report.adjusted == 0    # within the claim window: left alone
+    assert online.book.cards[mirror.record_id].balance.amount == Decimal("43.00")
+    past_claim(online)
+    assert online.redemptions.run_once().adjusted == 1
+    amounts = sorted(r.amount.amount for r in movements(online, mirror.record_id))
+    assert amounts == [Decimal("-12.00"), Decimal("5.00")]
+    online.reconcile.run_once()                             # nothing left for the full pass
+    assert len(adjustments(online)) == 1
+    assert_ledger_adds_up(online)
+
+
+def test_a_refund_seen_by_the_walk_first_is_one_credit(online):
+    _, card_id, mirror = online.mirrored("50.00")
+    order = online.orders.purchase([{"sku": "MUG", "price": "12.00"}], email="ann@example.test",
+                                   gift_card_payments=[(card_id, "12.00")])
+    online.redemptions.run_once()
+    online.clock.advance(30)
+    online.orders.refund(order.id, card_id, "4.00")
+    assert online.redemptions.reconciler.walk().adjusted == 0
+    assert online.redemptions.run_once().credited == 1
+    past_claim(online)
+    online.redemptions.run_once()
+    online.reconcile.run_once()
+    assert sorted(r.amount.amount for r in movements(online, mirror.record_id)) == [Decimal("-12.00"),
+                                                                                   Decimal("4.00")]
+    assert not adjustments(online)
+    assert_ledger_adds_up(online)
+
+
+def test_mirror_behind_a_complete_ledger_is_set_without_a_receipt(online):
+    """A flow wrote its receipt and stopped before the balance cell: no ADJUST for it."""
+    from giftsync.domain.ledger import Receipt
+    from giftsync.domain.money import Money
+    _, card_id, mirror = online.mirrored("50.00")
+    online.ledger.debit(card_id, Money.of("5", "USD"), note="giftsync:recDone", processed_at=online.clock.now())
+    online.book.append_receipts([Receipt("redeem:recDone", online.clock.now(), Activity.REDEEM, Channel.STORE,
+                                         card_record_id=mirror.record_id, card_masked=mirror.masked,
+                                         amount=Money.of("-5", "USD"), balance_after=Money.of("45", "USD"))])
+    report = online.reconcile.run_once()
+    assert report.adjusted == 0 and not adjustments(online)
+    assert online.book.cards[mirror.record_id].balance.amount == Decimal("45.00")
