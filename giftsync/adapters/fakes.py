@@ -24,7 +24,6 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Iterator
 
 from ..domain.cards import CardStatus, CardTransaction, MirrorCard, ShopifyCard
@@ -36,8 +35,9 @@ from ..domain.money import Money
 from ..errors import FatalError
 from ..ports import (CreateCardResult, FormTable, IssuedCard, MoveResult, OrderEntry, OrderKind, OrderLine,
                      OrderPayment, OrderStatus, ShopifyOrder, StatusRow)
+from ..base_schema import schema_path
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "base_schema.json"
+SCHEMA_PATH = schema_path()
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
 

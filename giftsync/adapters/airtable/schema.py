@@ -8,10 +8,8 @@ retyping staff's data is left to a human).
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from .client import CLASSIFIED, classify

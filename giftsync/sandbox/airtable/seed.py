@@ -31,14 +31,12 @@ field is invented for seeds (the metadata API, like Airtable, does create one).
 """
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 from . import errors
 from .fields import COMPUTED
 from .store import Store
+from ...base_schema import load_base_schema  # noqa: F401  (re-exported for seeds and tests)
 
 DEFAULT_BASE_ID = "appGiftsyncSandbx"
 
@@ -104,12 +102,6 @@ def _load_base(store: Store, bspec: Any) -> None:
                 store._apply(table, rec, store.prepare(base, table, part, typecast=True), replace=False)
 
 
-def load_base_schema(path: str | os.PathLike | None = None) -> dict:
-    """config/base_schema.json (or ``$GIFTSYNC_BASE_SCHEMA``, or ``path``) as a dict."""
-    if path is None:
-        path = os.environ.get("GIFTSYNC_BASE_SCHEMA") or (
-            Path(__file__).resolve().parents[3] / "config" / "base_schema.json")
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def base_seed_from_schema(schema: dict, base_id: str = DEFAULT_BASE_ID, name: str = "giftsync", *,
