@@ -19,7 +19,7 @@ def rows(results: list[dict]) -> list[list[str]]:
         out.append([
             r["mode"], str(r["bulk"]),
             f"{red['finished']}/{red['submitted']}",
-            _n(red["p50"]), _n(red["p95"]), _n(red["max"]),
+            *((">=" if red["unfinished"] else "") + _n(red[k]) for k in ("p50", "p95", "max")),
             _n(bulk["seconds"], "{:.0f}") if bulk else "-",
             _n(bulk["cards_per_second"], "{:.2f}") if bulk else "-",
             per_red, per_card if bulk else "-",
