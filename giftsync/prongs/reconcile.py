@@ -72,11 +72,23 @@ class Reconciler:
         # found to add up is not read again until its balance or updatedAt moves (the full pass
         # never skips).
         self._settled: dict[str, tuple[Money, datetime | None]] = {}
+        self._polled_at: datetime | None = None
 
     # -- the two passes -----------------------------------------------------------------------
-    def walk(self, report: ReconcileReport | None = None, stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
+    def walk(self, report: ReconcileReport | None = None, stop: Callable[[], bool] = lambda: False, *,
+             orders_polled_at: datetime | None = None) -> ReconcileReport:
+        """``orders_polled_at``: when the order poll that ran just before began. A movement is an
+        order's to claim while it is newer than that minus the claim window (the poll cannot have
+        seen an order updated after it began, however long the cycle took)."""
         report = report or ReconcileReport()
         started = self.ctx.clock.now()
+        self._polled_at = orders_polled_at
+        try:
+            return self._walk(report, stop, started)
+        finally:
+            self._polled_at = None
+
+    def _walk(self, report: ReconcileReport, stop: Callable[[], bool], started: datetime) -> ReconcileReport:
         self.watermark.load()
         if self.watermark.value is None:
             self.watermark.advance(started, started, now=started, details="first walk: watermark set")
@@ -167,11 +179,8 @@ class Reconciler:
                 self._adjust(mirror, expected, shop, txs, now)
                 report.adjusted += 1
                 mirror = dataclasses.replace(mirror, balance=shop.balance, last_synced=now)
-            elif not same:
-                # every movement is in Receipts; only the mirror's cell lags (a flow stopped
-                # between its receipt and the balance): set it, no receipt
-                reach("reconcile.balance")
-                self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
+            else:
+                self._restate(mirror, shop, receipts, same, now)
                 mirror = dataclasses.replace(mirror, balance=shop.balance, last_synced=now)
             self._settled[shop.id] = key
         status = shop.status_on(now.date())
@@ -188,9 +197,29 @@ class Reconciler:
             report.status_changed += 1
             log.info("reconcile status card=%s %s -> %s", mirror.masked, previous.value, status.value)
 
+    def _restate(self, mirror: MirrorCard, shop: ShopifyCard, receipts, same: bool, now: datetime) -> None:
+        """Every movement is in Receipts. The mirror's cell may lag (a flow stopped between its
+        receipt and the balance): set it, no money receipt. The last balance-after may be stale
+        (two prongs wrote out of order, the later one with an earlier read): a zero ADJUST
+        restates it, so the last balance-after equals Shopify's again."""
+        shown = [r for r in sorted(receipts, key=lambda r: r.time) if r.balance_after is not None]
+        last = shown[-1] if shown else None
+        if last is not None and last.balance_after != shop.balance:
+            self.ctx.write_receipts("reconcile.receipt", [self.ctx.receipt(
+                f"restate:{numeric(shop.id)}:{last.receipt_id}"[:200], Activity.ADJUST, channel=Channel.SYSTEM,
+                card_record_id=mirror.record_id, card_masked=mirror.masked, amount=Money.zero(shop.balance.currency),
+                balance_after=shop.balance, source="Shopify", outcome="Balance after restated",
+                correlation_id=shop.id,
+                details=f"receipts add up to Shopify's {shop.balance}; the last balance-after read "
+                        f"{last.balance_after} (written out of order)")])
+        if not same or (last is not None and last.balance_after != shop.balance):
+            reach("reconcile.balance")
+            self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
+
     def _wait_reason(self, mirror: MirrorCard, txs, now: datetime) -> str:
         """Why a difference is not adjusted yet ("" = adjust it now)."""
         synced = mirror.last_synced
+        claim_from = min(now, self._polled_at) if self._polled_at is not None else now
         for t in txs:
             if t.processed_at is None:
                 continue
@@ -198,7 +227,7 @@ class Reconciler:
                 if (synced is None or t.processed_at > synced) \
                         and t.processed_at > now - timedelta(seconds=self.inflight_seconds):
                     return "a giftsync movement is being recorded"
-            elif t.processed_at > now - timedelta(seconds=self.claim_seconds):
+            elif t.processed_at > claim_from - timedelta(seconds=self.claim_seconds):
                 return "a recent movement may belong to an online order not recorded yet"
         return ""
 

@@ -81,7 +81,7 @@ class ShopifyRedemptions:
         started = self.ctx.clock.now()
         steps: list[Callable[[], object]] = [self._resume_open, lambda: self._poll(started)]
         if self.reconciler is not None:
-            steps.append(self._walk)
+            steps.append(lambda: self._walk(started))
         for step in steps:
             if self.stop():
                 break
@@ -96,9 +96,9 @@ class ShopifyRedemptions:
                  report.errors)
         return report
 
-    def _walk(self) -> None:
+    def _walk(self, polled_at: datetime) -> None:
         with priority(BACKGROUND):
-            result = self.reconciler.walk(ReconcileReport(), self.stop)
+            result = self.reconciler.walk(ReconcileReport(), self.stop, orders_polled_at=polled_at)
         self._report.adjusted += result.adjusted + result.status_changed
         self._report.errors += result.errors
 

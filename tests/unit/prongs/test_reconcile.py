@@ -166,3 +166,46 @@ def test_mirror_behind_a_complete_ledger_is_set_without_a_receipt(online):
     report = online.reconcile.run_once()
     assert report.adjusted == 0 and not adjustments(online)
     assert online.book.cards[mirror.record_id].balance.amount == Decimal("45.00")
+
+
+def test_a_stale_last_balance_after_is_restated_without_money(online):
+    """Two prongs wrote out of order (the later row from an earlier read): amounts add up, the
+    last balance-after does not; a zero ADJUST restates it."""
+    from datetime import timedelta
+    from giftsync.domain.ledger import Receipt
+    from giftsync.domain.money import Money
+    _, card_id, mirror = online.mirrored("50.00")
+    now = online.clock.now()
+    online.ledger.debit(card_id, Money.of("5", "USD"), note="giftsync:recA", processed_at=now)
+    online.ledger.debit(card_id, Money.of("3", "USD"), note="giftsync:recB", processed_at=now)
+    online.book.append_receipts([
+        Receipt("redeem:recB", now, Activity.REDEEM, Channel.STORE, card_record_id=mirror.record_id,
+                amount=Money.of("-3", "USD"), balance_after=Money.of("42", "USD")),
+        Receipt("redeem:recA", now + timedelta(seconds=1), Activity.REDEEM, Channel.STORE,
+                card_record_id=mirror.record_id, amount=Money.of("-5", "USD"), balance_after=Money.of("45", "USD"))])
+    online.clock.advance(5)
+    report = online.reconcile.run_once()
+    assert report.adjusted == 0
+    [restated] = adjustments(online)
+    assert restated.amount.amount == 0 and restated.balance_after.amount == Decimal("42.00")
+    assert_ledger_adds_up(online)
+    online.clock.advance(5)
+    online.reconcile.run_once()
+    assert len(adjustments(online)) == 1
+
+
+def test_a_slow_cycle_still_leaves_a_payment_made_after_its_poll_to_the_order(online):
+    """The claim window counts from when the order poll began, not from when the walk runs."""
+    _, card_id, mirror = online.mirrored("50.00")
+    online.redemptions.run_once()
+    online.clock.advance(30)
+    polled_at = online.clock.now()                          # the poll begins (and finds nothing) ...
+    online.clock.advance(1)
+    online.orders.purchase([{"sku": "MUG", "price": "12.00"}], email="ann@example.test",
+                           gift_card_payments=[(card_id, "12.00")])
+    past_claim(online)                                      # ... the cycle is slow: the walk comes late
+    report = online.redemptions.reconciler.walk(orders_polled_at=polled_at)
+    assert report.deferred == 1 and not adjustments(online)
+    assert online.redemptions.run_once().redeemed == 1
+    assert [r.activity for r in movements(online, mirror.record_id)] == [Activity.REDEEM]
+    assert_ledger_adds_up(online)
