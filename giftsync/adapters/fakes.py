@@ -481,6 +481,15 @@ class FakeCardBook(_Failing):
         hit = next((c for c in self.cards.values() if c.code_hash and c.code_hash == code_hash), None)
         return self._exit(failure, copy.deepcopy(hit))
 
+    def cards_by_hashes(self, code_hashes) -> dict[str, MirrorCard]:
+        wanted = [h for h in dict.fromkeys(code_hashes) if h]
+        failure = self._enter("cards_by_hashes", tuple(wanted))
+        out: dict[str, MirrorCard] = {}
+        for card in self.cards.values():
+            if card.code_hash and card.code_hash in wanted and card.code_hash not in out:
+                out[card.code_hash] = copy.deepcopy(card)
+        return self._exit(failure, out)
+
     def card_by_shopify_id(self, shopify_id: str) -> MirrorCard | None:
         failure = self._enter("card_by_shopify_id", shopify_id)
         hit = next((c for c in self.cards.values() if c.shopify_id == shopify_id), None)

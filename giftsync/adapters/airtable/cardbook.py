@@ -5,6 +5,7 @@ Requests per operation (n = records written):
 - ``pending_*``, ``unnotified``, ``recent_balance_checks``, ``cards_by_source_record``:
   one list request (one more per further 100 matching records);
 - ``card_by_hash``, ``card_by_shopify_id``, ``card``, ``read_status``: one request;
+- ``cards_by_hashes``: one list request per ``HASHES_PER_LOOKUP`` (50) hashes;
 - ``update_forms``, ``set_balances``, ``save_cards``, ``append_receipts``: ⌈n/10⌉ requests;
 - ``write_status``: one request (an upsert on Name);
 - ``stores``: one request per ``stores_ttl`` seconds (cached);
@@ -42,6 +43,7 @@ from .names import CardF, FormF, OrderF, ReceiptF, StatusF
 
 PAGE = 100
 BATCH = 10
+HASHES_PER_LOOKUP = 50     # one OR(...) formula of 50 hashes stays far below URL/formula limits
 
 _READERS: dict[FormTable, Callable[[dict], Any]] = {
     FormTable.REDEMPTIONS: mapping.redemption_from_record,
@@ -194,6 +196,22 @@ class AirtableCardBook:
         if not code_hash:
             return None
         return self._card(self._first(names.CARDS, "card by hash", EQ(Field(CardF.CODE_HASH), code_hash)))
+
+    def cards_by_hashes(self, code_hashes: Iterable[str]) -> dict[str, MirrorCard]:
+        """{hash: card} for the hashes that have a card: one list request per 50 hashes, the
+        formula ``OR({Code Hash}='…', …)`` built and escaped by pyairtable.formulas. When two
+        rows carry the same hash the oldest wins (as ``card_by_hash`` would pick one)."""
+        wanted = [h for h in dict.fromkeys(code_hashes) if h]
+        out: dict[str, MirrorCard] = {}
+        for start in range(0, len(wanted), HASHES_PER_LOOKUP):
+            chunk = wanted[start:start + HASHES_PER_LOOKUP]
+            terms = [EQ(Field(CardF.CODE_HASH), h) for h in chunk]
+            formula = terms[0] if len(terms) == 1 else OR(*terms)
+            for record in _oldest_first(self._all(names.CARDS, "cards by hash", formula=formula)):
+                card = mapping.card_from_record(record, self.currency)
+                if card.code_hash in chunk and card.code_hash not in out:
+                    out[card.code_hash] = card
+        return out
 
     def card_by_shopify_id(self, shopify_id: str) -> MirrorCard | None:
         if not shopify_id:

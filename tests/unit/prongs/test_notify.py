@@ -49,20 +49,25 @@ def test_fatal_email_error_is_not_retried(world):
 
 
 def test_resend_after_crash_before_notified_is_deduplicated(world):
-    code, _, _ = world.card("50")
+    # Notified travels in the final write with Done (batched): a failure of that write after the
+    # email went out leaves the record Processing; the next run reads back (one debit), sends
+    # the email again (dropped by unique_id) and writes Done + Notified.
+    code, shop, _ = world.card("50")
     rid = world.book.add_redemption(code, "5", world.store)
     original = world.book.update_forms
 
     def update_forms(table, updates):
-        if any(v == {"Notified": True} for v in updates.values()) and not getattr(update_forms, "done", False):
+        if any(v.get("Notified") for v in updates.values()) and not getattr(update_forms, "done", False):
             update_forms.done = True
             raise RetriableError("airtable", "503")
         return original(table, updates)
     world.book.update_forms = update_forms
     world.run()
-    assert world.form(R, rid)["Status"] == "Done" and not world.form(R, rid).get("Notified")
+    assert world.form(R, rid)["Status"] == "Processing" and not world.form(R, rid).get("Notified")
     world.run()
-    assert world.form(R, rid)["Notified"] is True
+    f = world.form(R, rid)
+    assert f["Status"] == "Done" and f["Notified"] is True
+    assert world.ledger.count("debit") == 1 and len(world.ledger.transactions(shop.id)) == 1
     assert len(world.events(Metric.STORE_REDEMPTION_PROCESSED)) == 1 and len(world.messenger.dropped) == 1
 
 
