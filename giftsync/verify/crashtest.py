@@ -21,9 +21,11 @@ prong once it holds the lease; then it is stopped cleanly and the invariants are
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -39,15 +41,36 @@ from . import invariants
 from .scenarios import after_rule, lease_taken, scenario_for, unmapped_points
 
 INTERVAL = 1.0
+KEEP = 500_000          # daemon output lines kept in memory (settle reads them)
 LEASE = 3.0
 CYCLE_LINES = ("store cycle ", "shopify purchases cycle ", "shopify redemptions cycle ")
 # Shopify Plus-sized cost bucket: two order polls a second cost ~1,500 points (see the report).
 SHOPIFY_OPTIONS = {"bucket_size": 20000, "restore_rate": 1000}
 
 
-def world_for(root: Path, *, airtable_rate_limit: bool = False, **kw: Any) -> SandboxWorld:
+def world_for(root: Path, *, airtable_rate_limit: bool = False, shopify_options: dict | None = None,
+              **kw: Any) -> SandboxWorld:
     return SandboxWorld(root, processes=False, airtable_options={"rate_limit": airtable_rate_limit},
-                        shopify_options=dict(SHOPIFY_OPTIONS), klaviyo_options={"rate_limit": False}, **kw)
+                        shopify_options={**SHOPIFY_OPTIONS, **(shopify_options or {})},
+                        klaviyo_options={"rate_limit": False}, **kw)
+
+
+_started: list[DaemonProcess] = []
+
+
+def start_daemon(env: dict, cwd: Path, log_file: Path) -> DaemonProcess:
+    """A daemon process this runner kills at exit, whatever happens."""
+    d = DaemonProcess(env, cwd=cwd, log_file=log_file, keep_lines=KEEP).start()
+    _started.append(d)
+    return d
+
+
+def _kill_all(*_: Any) -> None:
+    for d in _started:
+        try:
+            d.kill()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def daemon_env(world: SandboxWorld, *, interval: float = INTERVAL, lease: float = LEASE, **extra: Any) -> dict:
@@ -60,7 +83,7 @@ def daemon_env(world: SandboxWorld, *, interval: float = INTERVAL, lease: float 
         "GIFTSYNC_LEASE_SETTLE_SECONDS": "0.2",
         "GIFTSYNC_HTTP_TIMEOUT_SECONDS": "10",
         "GIFTSYNC_REDEMPTION_POLL_SECONDS": f"{interval:g}",
-        "GIFTSYNC_ORDER_OVERLAP_SECONDS": "30",
+        "GIFTSYNC_ORDER_OVERLAP_SECONDS": "2",
     })
     env.update({k: str(v) for k, v in extra.items()})
     for k in ("GIFTSYNC_CRASH_AT", "GIFTSYNC_CRASH_ARM"):
@@ -126,7 +149,7 @@ def run_point(point: str, mode: str, workdir: Path, *, keep: bool = False) -> Ru
     scenario = scenario_for(point)
     if scenario is None:
         return RunResult(point, mode, False, False, note="no scenario reaches this point")
-    world = world_for(root).start()
+    world = world_for(root, shopify_options=scenario.shopify_options).start()
     d1 = d2 = None
     ok = False
     try:
@@ -136,7 +159,7 @@ def run_point(point: str, mode: str, workdir: Path, *, keep: bool = False) -> Ru
         if mode == "after":
             twin, rule = after_rule(point)
             crash["GIFTSYNC_CRASH_ARM"] = json.dumps({"url": world.url(twin), "rule": rule})
-        d1 = DaemonProcess(daemon_env(world, **crash), cwd=root, log_file=root / "daemon-1.log").start()
+        d1 = start_daemon(daemon_env(world, **crash), root, root / "daemon-1.log")
         helper = threading.Thread(target=scenario.during, args=(world, d1), daemon=True)
         helper.start()
         deadline = time.time() + 45
@@ -158,7 +181,7 @@ def run_point(point: str, mode: str, workdir: Path, *, keep: bool = False) -> Ru
         for name in ("shopify", "klaviyo"):
             world.twin(name).faults.clear()
         note = "" if reached else f"not reached within 45 s (exit {d1.returncode})"
-        d2 = DaemonProcess(daemon_env(world), cwd=root, log_file=root / "daemon-2.log").start()
+        d2 = start_daemon(daemon_env(world), root, root / "daemon-2.log")
         settled, _ = settle(d2)
         d2.stop(30)
         if not settled:
@@ -236,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=0.20, help="soak: share of calls faulted")
     p.add_argument("--workdir", default="", help="keep run directories here (default: a temp dir)")
     args = p.parse_args(argv)
+    atexit.register(_kill_all)
+    signal.signal(signal.SIGTERM, lambda *_: (_kill_all(), os._exit(143)))
     everything = not (args.matrix or args.soak or args.two_daemons or args.guess)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="giftsync-crashtest-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..domain.codes import ALPHABET
 from ..sandbox.world import DaemonProcess, SandboxWorld
 from . import invariants
-from .crashtest import SHOPIFY_OPTIONS, daemon_env
+from .crashtest import start_daemon, SHOPIFY_OPTIONS, daemon_env
 
 GUESSES = 1000
 
@@ -56,7 +56,7 @@ def guess_run(workdir: Path, *, guesses: int = GUESSES, seed: int = 66, out=sys.
     print(f"\nbalance-check guessing: {guesses} random codes from one address, {guesses} from {guesses} "
           f"addresses (limit {env.get('GIFTSYNC_BALANCE_CHECK_LIMIT', '5 (default)')} per address and per code)",
           file=out, flush=True)
-    daemon = DaemonProcess(env, cwd=workdir, log_file=workdir / "daemon.log").start()
+    daemon = start_daemon(env, workdir, workdir / "daemon.log")
     try:
         phases = {
             "one address": [(_insert(world, {"Code": random_code(rng), "Email": "guesser@example.net"}))

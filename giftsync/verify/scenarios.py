@@ -127,7 +127,7 @@ class Scenario:
     name: str
     prepare: Callable[[Any], list[str]]                       # returns whole codes it typed (for leak scans)
     during: Callable[[Any, Any], None] = lambda world, daemon: None
-    codes: list[str] = field(default_factory=list)
+    shopify_options: dict = field(default_factory=dict)     # twin options this scenario needs
 
 
 def _store(world: Any) -> list[str]:
@@ -203,7 +203,11 @@ SCENARIOS: dict[str, Scenario] = {
     "check": Scenario("balance check (drift, Shopify-only card, unknown code)", _checks),
     "purchase": Scenario("online purchase (giftsync SKU ×2 to a recipient, native card)", _purchase),
     "online_redeem": Scenario("online redemption and refund", _online_redeem),
-    "reconcile": Scenario("reconciliation (admin adjustment, deactivation)", _reconcile, _reconcile_during),
+    # Shopify is not known to move a card's updatedAt on a balance change; the twin can do either.
+    # The cheap walk only sees cards whose updatedAt moved (the nightly full pass sees all), so this
+    # scenario runs the variant where it moves, to reach the walk's adjustment points.
+    "reconcile": Scenario("reconciliation (admin adjustment, deactivation)", _reconcile, _reconcile_during,
+                          shopify_options={"bump_updated_at_on_transactions": True}),
     "lease": Scenario("lease take / renew with a redemption", _lease),
     "lease.release": Scenario("clean stop after a redemption", _lease, _release_during),
 }
