@@ -338,7 +338,7 @@ _SPECS: dict[str, _Spec] = {
     "balance_check_window_seconds": _Spec(_number(minimum=1, unit="seconds"), default="3600"),
     "http_timeout_seconds": _Spec(_number(minimum=0.1, maximum=600, unit="seconds"), default="20"),
     "airtable_rate": _Spec(_number(minimum=0.1, maximum=100, unit="requests per second"), default="4"),
-    "klaviyo_rate": _Spec(_number(minimum=0.1, maximum=1000, unit="requests per second"), default="10"),
+    "klaviyo_rate": _Spec(_number(minimum=0.1, maximum=1000, unit="requests per second"), default="40"),
     "log_format": _Spec(_choice(LOG_FORMATS), default="text"),
     "log_level": _Spec(_choice(LOG_LEVELS, str.upper), default="INFO"),
 }

@@ -8,7 +8,16 @@ The runtime builds it once and calls ``run_once()`` from its interval job::
     report = prong.run_once()
 
 ``stop`` is checked between records (and between the cards of a bulk request): the record in
-hand is finished, nothing new starts. A failing poll (an outside service down) is logged and
+hand is finished, nothing new starts.
+
+Redemption cadence: the daemon runs ``poll_redemptions()`` as a job of its own every
+``redemption_poll_seconds`` (5 s by default) on its own thread (bootstrap: the store prong's
+companion job ``store-redemptions``), so redemptions are served at that pace whether the rest
+of the prong is idle (15 s cycle) or busy with a bulk card request. The cycle still starts
+with a redemption poll and polls between the chunks of a bulk request when the last poll is
+older than the interval (``giftsync once`` and the unit tests rely on that); one poll runs at
+a time (``Redemptions.run`` holds a lock and a second caller returns at once), so two
+threads never claim the same record. A failing poll (an outside service down) is logged and
 the cycle goes on with the next step; one bad record never stops the job.
 """
 from __future__ import annotations
@@ -35,6 +44,12 @@ class CycleReport:
     balance_checks: int = 0
     resent: int = 0
     interleaved_polls: int = 0
+    errors: int = 0
+
+
+@dataclass
+class PollReport:
+    redemptions: int = 0
     errors: int = 0
 
 
@@ -74,6 +89,17 @@ class StoreProng:
         log.info("store cycle redemptions=%d card_requests=%d balance_checks=%d resent=%d interleaved=%d errors=%d",
                  report.redemptions, report.card_requests, report.balance_checks, report.resent,
                  report.interleaved_polls, report.errors)
+        return report
+
+    def poll_redemptions(self, stop: Callable[[], bool] | None = None) -> PollReport:
+        """One redemption poll (the daemon's ``store-redemptions`` job)."""
+        report = PollReport()
+        try:
+            report.redemptions = self.redemptions.run(stop or self.stop)
+        except Exception as exc:  # noqa: BLE001 — a failing poll (service down): the next one retries
+            report.errors += 1
+            log.warning("redemption poll failed error=%s reason=%r", type(exc).__name__,
+                        str(getattr(exc, "reason", ""))[:200])
         return report
 
     def between_cards(self) -> None:

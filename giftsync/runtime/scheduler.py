@@ -1,5 +1,10 @@
 """The daemon's scheduler: the lease job and one job per prong (APScheduler 3.x).
 
+- A prong may bring ``companions``: further jobs of its own at their own interval, on their
+  own threads (the store prong's redemption poll every ``GIFTSYNC_REDEMPTION_POLL_SECONDS``,
+  5 s by default, so a customer at the counter never waits for the 15 s cycle or a bulk
+  card request); they are not recorded in Status and ``giftsync once`` does not run them
+  (the prong's own cycle already includes their work).
 - One ``BackgroundScheduler``; every job has its own single-thread executor (thread names
   ``lease_0``, ``prong-store_0``, …), ``max_instances=1`` (a slow prong is never run twice at
   once), ``coalesce=True`` (missed runs collapse into one) and a misfire grace time.
@@ -55,6 +60,7 @@ class ProngSpec:
     installed: bool = True
     record_runs: bool = True                # write Last Run on the Status row cursor:<name>
     scheduled: bool = True                  # False: only run on demand (``giftsync once --prong``)
+    companions: list["ProngSpec"] = field(default_factory=list)   # further jobs of this prong
 
 
 def noop_prong(name: str, interval: float = 15.0) -> ProngSpec:
@@ -126,7 +132,8 @@ class Daemon:
                  clock: Clock | None = None, notifier: Notifier | None = None) -> None:
         self.lease = lease
         self.prongs = list(prongs)
-        names = [p.name for p in self.prongs]
+        self.jobs = [j for p in self.prongs for j in [p, *p.companions]]
+        names = [p.name for p in self.jobs]
         if len(set(names)) != len(names) or "lease" in names:
             raise ValueError(f"prong names must be unique and not 'lease': {names}")
         self.renew_interval = float(renew_interval)
@@ -136,7 +143,7 @@ class Daemon:
         self.book = book                      # for Last Run rows; None = do not record
         self.clock = clock or lease.clock
         self.notifier = notifier or Notifier("")
-        self.stats: dict[str, JobStats] = {p.name: JobStats() for p in self.prongs}
+        self.stats: dict[str, JobStats] = {p.name: JobStats() for p in self.jobs}
         self.stats["lease"] = JobStats()
         self._scheduler: BackgroundScheduler | None = None
         self._wake = threading.Event()
@@ -225,7 +232,7 @@ class Daemon:
     # -- scheduler ----------------------------------------------------------------------------
     def build_scheduler(self) -> BackgroundScheduler:
         executors = {"lease": ThreadPoolExecutor(1, pool_kwargs={"thread_name_prefix": "lease"})}
-        for p in self.prongs:
+        for p in self.jobs:
             executors[p.name] = ThreadPoolExecutor(1, pool_kwargs={"thread_name_prefix": f"prong-{p.name}"})
         scheduler = BackgroundScheduler(
             executors=executors,
@@ -236,7 +243,7 @@ class Daemon:
         scheduler.add_job(self.lease_job, IntervalTrigger(seconds=self.renew_interval, timezone=timezone.utc),
                           id="lease", name="lease", executor="lease",
                           next_run_time=now + timedelta(seconds=self.renew_interval))
-        for p in self.prongs:
+        for p in self.jobs:
             if not p.installed:
                 log.info("prong not installed yet; registered as a no-op", extra={"prong": p.name})
             if not p.scheduled:
@@ -270,7 +277,7 @@ class Daemon:
         log.info("scheduler started", extra={
             "holder": self.lease.holder_id, "held": held, "renew_every": self.renew_interval,
             "prongs": ",".join(f"{p.name}/{p.cron or p.interval}" + ("" if p.installed else "(no-op)")
-                               for p in self.prongs)})
+                               for p in self.jobs)})
         return held
 
     def stop(self, *, release: bool = True) -> None:
