@@ -8,6 +8,15 @@ the card if its note is ours) → Gift Cards row → ISSUE/ACTIVATE receipt → 
 linked and the nonce replaced by a non-secret id; store (and purchaser) confirmations follow.
 A request whose delivery emails did not all go out stays in Processing (its codes are only
 derivable while the nonce is there) and is resumed next cycle; Klaviyo drops duplicates.
+
+At Shopify's pace: the cards go in chunks of ``card_chunk`` (10) — up to
+``card_create_workers`` (3) creates in flight (the Shopify cost budget still governs: 10 points
+a create, 100 points/s → 10 cards/s), new redemptions served before each create when due
+(``between``), then ONE Gift Cards save for the chunk, the delivery emails and CRM events
+concurrently, and ONE receipts write (ISSUE/ACTIVATE + CRM rows). A failure in a chunk still
+mirrors, delivers and records the cards that were made; a refusal ends the request Failed with
+every card issued, any other error leaves it Processing (resumed: mirrors reused, cards adopted
+by code and note, nothing created twice).
 """
 from __future__ import annotations
 
@@ -16,7 +25,9 @@ import hashlib
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
@@ -25,7 +36,7 @@ from ..domain.cards import CardKind, CardSource, CardStatus, MirrorCard, Shopify
 from ..domain.codes import is_valid_code, last4, mask, normalise_code
 from ..domain.emails import EmailEvent, Metric, valid_email
 from ..domain.forms import CardRequestForm, Store
-from ..domain.ledger import Activity, Channel
+from ..domain.ledger import Activity, Channel, Receipt
 from ..domain.money import InvalidAmount, Money, parse_amount
 from ..domain.outcomes import FormStatus, RequestOutcome
 from ..errors import AmbiguousError, RetriableError
@@ -59,6 +70,15 @@ class Plan:
     quantity: int
     kind: CardKind
     serials: list[str]
+
+
+@dataclass
+class _Chunk:
+    cards: dict[int, MirrorCard] = field(default_factory=dict)
+    delivered_all: bool = True
+    refused: tuple[int, CreationRefused] | None = None
+    error: BaseException | None = None
+    stopped: bool = False
 
 
 def note_for(record_id: str, index: int) -> str:
@@ -100,6 +120,8 @@ class CardRequests:
     def __init__(self, ctx: StoreContext) -> None:
         self.ctx = ctx
         self.in_hand: list[str] = []        # codes of the request in hand (to mask them in error logs)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @property
     def options(self) -> StoreOptions:
@@ -157,31 +179,151 @@ class CardRequests:
                          rid, plan.quantity, plan.kind.value, plan.amount)
             existing = {c.code_hash: c for c in self.ctx.book.cards_by_source_record(rid)} if resumed else {}
 
-        cards: list[MirrorCard] = []
+        cards: dict[int, MirrorCard] = {}
         delivered_all = True
-        for i in range(plan.quantity):
-            if i and stop():
-                log.info("card request paused record=%s at card %d (stopping)", rid, i)
+        size = self.options.card_chunk
+        for start in range(0, plan.quantity, size):
+            if start and stop():
+                log.info("card request paused record=%s at card %d (stopping)", rid, start)
                 return
-            if i:
-                between()               # serve shop customers waiting on a redemption first
-            with priority(NORMAL):
-                code = plan.serials[i] if plan.kind is CardKind.PHYSICAL else self.ctx.hasher.derive(nonce, i)
-                self.in_hand.append(code)
-                try:
-                    card = self._card(form, plan, i, code, existing.get(self.ctx.hasher.hash(code)), resumed)
-                except CreationRefused as exc:
-                    self._fail(form, plan, cards, f"card {i + 1} of {plan.quantity}: {exc}", nonce=nonce)
-                    return
-                cards.append(card)
-                if not self._deliver(form, plan, i, code, card):
-                    delivered_all = False
-                self._crm(form, plan, card)
+            chunk = self._chunk(form, plan, nonce, list(range(start, min(start + size, plan.quantity))),
+                                existing, resumed, between, stop)
+            cards.update(chunk.cards)
+            delivered_all = delivered_all and chunk.delivered_all
+            if chunk.refused is not None:
+                i, exc = chunk.refused
+                with priority(NORMAL):
+                    self._fail(form, plan, [cards[k] for k in sorted(cards)],
+                               f"card {i + 1} of {plan.quantity}: {exc}", nonce=nonce)
+                return
+            if chunk.error is not None:
+                raise chunk.error
+            if chunk.stopped:
+                log.info("card request paused record=%s at card %d (stopping)", rid, len(cards))
+                return
         if not delivered_all:
             log.warning("card request record=%s kept in Processing: delivery emails failed; retried next cycle", rid)
             return
         with priority(NORMAL):
-            self._finish(form, plan, cards, nonce)
+            self._finish(form, plan, [cards[i] for i in range(plan.quantity)], nonce)
+
+    # -- one chunk of cards -------------------------------------------------------------------
+    def _chunk(self, form: CardRequestForm, plan: Plan, nonce: str, indices: list[int],
+               existing: dict[str, MirrorCard], resumed: bool, between: Callable[[], object], stop) -> _Chunk:
+        rid = form.record_id
+        out = _Chunk()
+        codes = {i: plan.serials[i] if plan.kind is CardKind.PHYSICAL else self.ctx.hasher.derive(nonce, i)
+                 for i in indices}
+        self.in_hand.extend(codes.values())
+        receipts: list[Receipt] = []
+        with priority(NORMAL):
+            for i in indices:             # mirrored before a crash: reuse; its receipt only if missing
+                mirror = existing.get(self.ctx.hasher.hash(codes[i]))
+                if mirror is not None:
+                    out.cards[i] = mirror
+                    receipt_id = f"{self._activity(plan).value.lower()}:{rid}:{i}"
+                    if not any(r.receipt_id == receipt_id for r in self.ctx.book.receipts_for_card(mirror.record_id)):
+                        receipts.append(self._receipt_row(form, plan, i, mirror, plan.amount))
+        shops = self._make_cards(rid, plan, codes, [i for i in indices if i not in out.cards], resumed,
+                                 between, stop, out)
+        with priority(NORMAL):
+            if shops:
+                now = self.ctx.clock.now()
+                new = [self._mirror_of(form, plan, codes[i], shop, now) for i, shop in shops.items()]
+                reach("request.mirror")
+                saved = {c.shopify_id: c for c in self.ctx.book.save_cards(new)}
+                for i, shop in shops.items():
+                    out.cards[i] = saved[shop.id]
+                    receipts.append(self._receipt_row(form, plan, i, out.cards[i], shop.balance))
+        order = sorted(out.cards)
+        results = self._parallel([lambda i=i: self._deliver_and_relay(form, plan, i, codes[i], out.cards[i], receipts)
+                                  for i in order])
+        for result in results:
+            if isinstance(result, BaseException):
+                out.error = out.error or result
+            elif not result:
+                out.delivered_all = False
+        with priority(NORMAL):
+            self.ctx.write_receipts("request.receipt", receipts)
+        return out
+
+    def _make_cards(self, rid: str, plan: Plan, codes: dict[int, str], todo: list[int], resumed: bool,
+                    between: Callable[[], object], stop, out: _Chunk) -> dict[int, ShopifyCard]:
+        """Create (or, resumed, adopt) the cards ``todo`` with up to ``card_create_workers`` in
+        flight; ``between()`` before each create (new redemptions first). After a failure no
+        further create starts; the ones made are returned (and mirrored by the caller)."""
+        made: dict[int, ShopifyCard] = {}
+        if not todo:
+            return made
+        failed = threading.Event()
+        slots = threading.BoundedSemaphore(self.options.card_create_workers)
+        lock = threading.Lock()
+
+        def make(i: int) -> None:
+            try:
+                if failed.is_set():
+                    return
+                with priority(NORMAL):
+                    shop = self._adopt(codes[i], rid, i) if resumed else None
+                    if shop is None:
+                        shop = self._create(codes[i], plan, rid, i)
+                    else:
+                        log.info("card adopted record=%s index=%d card=%s", rid, i, mask(shop.last4))
+                with lock:
+                    made[i] = shop
+            except BaseException as exc:  # noqa: BLE001 — sorted by the caller
+                failed.set()
+                with lock:
+                    if isinstance(exc, CreationRefused):
+                        if out.refused is None or i < out.refused[0]:
+                            out.refused = (i, exc)
+                    elif out.error is None:
+                        out.error = exc
+            finally:
+                slots.release()
+
+        futures = []
+        for n, i in enumerate(todo):
+            if failed.is_set():
+                break
+            if (i or n) and stop():
+                out.stopped = True
+                break
+            if i:
+                between()               # serve shop customers waiting on a redemption first
+            slots.acquire()
+            if self.options.card_create_workers <= 1:
+                make(i)
+            else:
+                futures.append(self._pool_().submit(make, i))
+        for f in futures:
+            f.result()
+        return dict(sorted(made.items()))
+
+    def _deliver_and_relay(self, form: CardRequestForm, plan: Plan, i: int, code: str, card: MirrorCard,
+                           receipts: list[Receipt]) -> bool:
+        with priority(NORMAL):
+            ok = self._deliver(form, plan, i, code, card)
+            self._crm(form, plan, card, receipts)
+            return ok
+
+    def _pool_(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max(4, self.options.card_create_workers),
+                                                thread_name_prefix="cards")
+            return self._pool
+
+    def _parallel(self, fns: list[Callable[[], object]]) -> list[object]:
+        def call(fn):
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 — returned to the caller
+                return exc
+        if len(fns) <= 1:
+            return [call(fn) for fn in fns]
+        pool = self._pool_()
+        return [f.result() for f in [pool.submit(call, fn) for fn in fns]]
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self, form: CardRequestForm, stores: dict[str, Store], *, resumed: bool = False) -> Plan:
@@ -227,44 +369,28 @@ class CardRequests:
         return Plan(store=store, amount=amount, quantity=quantity, kind=kind, serials=serials)
 
     # -- one card -----------------------------------------------------------------------------
-    def _card(self, form: CardRequestForm, plan: Plan, i: int, code: str, mirror: MirrorCard | None,
-              resumed: bool) -> MirrorCard:
-        rid = form.record_id
-        activity = Activity.ACTIVATE if plan.kind is CardKind.PHYSICAL else Activity.ISSUE
-        receipt_id = f"{activity.value.lower()}:{rid}:{i}"
-        if mirror is not None:
-            # Mirrored before a crash: write its receipt only if it is missing (a late rewrite
-            # would put an old balance after newer movements).
-            if not any(r.receipt_id == receipt_id for r in self.ctx.book.receipts_for_card(mirror.record_id)):
-                self._receipt(form, plan, i, mirror, plan.amount)
-            return mirror
-        shop = self._adopt(code, rid, i) if resumed else None
-        if shop is None:
-            shop = self._create(code, plan, rid, i)
-        else:
-            log.info("card adopted record=%s index=%d card=%s", rid, i, mask(shop.last4))
-        now = self.ctx.clock.now()
-        card = MirrorCard(
+    @staticmethod
+    def _activity(plan: Plan) -> Activity:
+        return Activity.ACTIVATE if plan.kind is CardKind.PHYSICAL else Activity.ISSUE
+
+    def _mirror_of(self, form: CardRequestForm, plan: Plan, code: str, shop: ShopifyCard, now) -> MirrorCard:
+        return MirrorCard(
             record_id=None, shopify_id=shop.id, last4=shop.last4, balance=shop.balance,
             code_hash=self.ctx.hasher.hash(code), initial_value=shop.initial_value or plan.amount,
             status=CardStatus.ACTIVE, kind=plan.kind, source=CardSource.STORE_REQUEST,
             recipient_name=form.recipient_name, recipient_email=form.recipient_email.strip(),
             purchaser_name=form.purchaser_name, purchaser_email=form.purchaser_email.strip(),
             store_record_id=plan.store.record_id, expires_on=shop.expires_on, created=shop.created_at or now,
-            last_synced=now, source_record=rid)
-        reach("request.mirror")
-        saved = self.ctx.book.save_cards([card])[0]
-        self._receipt(form, plan, i, saved, shop.balance)
-        return saved
+            last_synced=now, source_record=form.record_id)
 
-    def _receipt(self, form: CardRequestForm, plan: Plan, i: int, card: MirrorCard, balance: Money) -> None:
-        activity = Activity.ACTIVATE if plan.kind is CardKind.PHYSICAL else Activity.ISSUE
-        self.ctx.write_receipts("request.receipt", [self.ctx.receipt(
+    def _receipt_row(self, form: CardRequestForm, plan: Plan, i: int, card: MirrorCard, balance: Money) -> Receipt:
+        activity = self._activity(plan)
+        return self.ctx.receipt(
             f"{activity.value.lower()}:{form.record_id}:{i}", activity, card_record_id=card.record_id,
             card_masked=card.masked, amount=plan.amount, balance_after=balance,
             store_record_id=plan.store.record_id, source=f"{TABLE.value}/{form.record_id}",
             outcome=RequestOutcome.ISSUED.value, correlation_id=note_for(form.record_id, i),
-            details=f"card {i + 1} of {plan.quantity}, {plan.kind.value}" + (f", staff={form.staff}" if form.staff else ""))])
+            details=f"card {i + 1} of {plan.quantity}, {plan.kind.value}" + (f", staff={form.staff}" if form.staff else ""))
 
     def _adopt(self, code: str, rid: str, i: int) -> ShopifyCard | None:
         """The card with this code, if it is ours (note matches); None if there is none."""
@@ -320,7 +446,7 @@ class CardRequests:
                                       store_record_id=plan.store.record_id, card_record_id=card.record_id,
                                       card_masked=card.masked)
 
-    def _crm(self, form: CardRequestForm, plan: Plan, card: MirrorCard) -> None:
+    def _crm(self, form: CardRequestForm, plan: Plan, card: MirrorCard, receipts: list | None = None) -> None:
         """CRM relay (the builder shared with the online prongs, giftsync/prongs/crm.py): the
         issue on the purchaser's profile (else the recipient's), with its value; a CRM receipt
         records what was sent (or that no identity was known, with an admin alert)."""
@@ -331,7 +457,7 @@ class CardRequests:
             purchaser_email=form.purchaser_email.strip(), purchaser_name=form.purchaser_name,
             recipient_email=form.recipient_email.strip(), recipient_name=form.recipient_name,
             store_name=plan.store.name, store_record_id=plan.store.record_id, kind=plan.kind.value),
-            point="request.crm", receipt_point="request.receipt")
+            point="request.crm", receipt_point="request.receipt", receipts=receipts)
 
     def confirmations(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> list[EmailEvent]:
         """Store confirmation and (gift) purchaser confirmation, from the finished record alone."""

@@ -69,11 +69,19 @@ def issued_event(issue: Issue) -> EmailEvent | None:
         value=issue.amount.amount, value_currency=issue.amount.currency, first_name=first, last_name=rest)
 
 
-def relay_issued(ctx: StoreContext, issue: Issue, *, point: str, receipt_point: str) -> bool:
-    """Send the issue event and record it in Receipts. True when the event went out."""
+def relay_issued(ctx: StoreContext, issue: Issue, *, point: str, receipt_point: str,
+                 receipts: list | None = None) -> bool:
+    """Send the issue event and record it in Receipts. True when the event went out.
+    ``receipts``: append the CRM receipt there (the caller writes a batch) instead of writing it."""
+    def write(rows: list) -> None:
+        if receipts is not None:
+            receipts.extend(rows)
+        else:
+            ctx.write_receipts(receipt_point, rows)
+
     event = issued_event(issue)
     if event is None:
-        ctx.write_receipts(receipt_point, [ctx.receipt(
+        write([ctx.receipt(
             receipt_id(issue.shopify_id), Activity.CRM, channel=issue.channel, card_record_id=issue.card_record_id,
             card_masked=issue.card_masked, store_record_id=issue.store_record_id, source=issue.source,
             outcome=NO_IDENTITY, correlation_id=issue.shopify_id,
@@ -86,7 +94,7 @@ def relay_issued(ctx: StoreContext, issue: Issue, *, point: str, receipt_point: 
     ok = ctx.notifier.send(event, source=issue.source, store_record_id=issue.store_record_id,
                            card_record_id=issue.card_record_id, card_masked=issue.card_masked)
     if ok:
-        ctx.write_receipts(receipt_point, [ctx.receipt(
+        write([ctx.receipt(
             receipt_id(issue.shopify_id), Activity.CRM, channel=issue.channel, card_record_id=issue.card_record_id,
             card_masked=issue.card_masked, store_record_id=issue.store_record_id, source=issue.source,
             outcome=SENT, correlation_id=event.unique_id,
