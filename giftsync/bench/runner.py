@@ -326,6 +326,18 @@ class Scenario:
             if 200 <= entry["status"] < 300 and entry["route"].startswith("events"):
                 for uid in _unique_ids(entry["body"]):
                     accepted.setdefault(uid, entry["time"])
+        finished_at: dict[str, float] = {}   # the write that set the record Done/Rejected
+        for entry in logs["airtable"]:
+            if entry.get("method") != "PATCH" or "/Store Redemptions" not in entry["path"] \
+                    or not 200 <= entry["status"] < 300:
+                continue
+            try:
+                records = json.loads(entry["body"]).get("records") or []
+            except (ValueError, AttributeError):
+                continue
+            for rec in records:
+                if (rec.get("fields") or {}).get("Status") in ("Done", "Rejected") and rec.get("id"):
+                    finished_at.setdefault(rec["id"], entry["time"])
         latencies, unfinished = [], 0
         ages: list[float] = []          # unfinished: their age at the end, a lower bound of their latency
         now = time.time()
@@ -337,7 +349,9 @@ class Scenario:
             outcomes[f.get("Outcome") or status or "open"] = outcomes.get(f.get("Outcome") or status or "open", 0) + 1
             sent = accepted.get(f"redemption:{rid}:store")
             if status in ("Done", "Rejected") and sent is not None:
-                latencies.append(sent - submitted)
+                # both the store email accepted and the record written Done/Rejected (the email
+                # goes out just before the final write)
+                latencies.append(max(sent, finished_at.get(rid, sent)) - submitted)
             else:
                 unfinished += 1
                 ages.append(now - submitted)
