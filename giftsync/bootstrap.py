@@ -193,6 +193,7 @@ def build_store_prong(settings: Settings | None, book: CardBook, ledger: GiftCar
     if poll > 0:
         # Redemptions every `poll` seconds on a thread of their own, whatever the cycle is doing
         # (see giftsync/prongs/store.py); not recorded in Status (2 requests every 5 s).
+        prong.redemptions_have_own_job = True
         spec.companions.append(ProngSpec(
             "store-redemptions", lambda should_continue: prong.poll_redemptions(lambda: not should_continue()),
             interval=poll, priority=URGENT, record_runs=False))

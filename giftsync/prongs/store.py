@@ -14,8 +14,8 @@ Redemption cadence: the daemon runs ``poll_redemptions()`` as a job of its own e
 ``redemption_poll_seconds`` (5 s by default) on its own thread (bootstrap: the store prong's
 companion job ``store-redemptions``), so redemptions are served at that pace whether the rest
 of the prong is idle (15 s cycle) or busy with a bulk card request. The cycle still starts
-with a redemption poll and polls between the chunks of a bulk request when the last poll is
-older than the interval (``giftsync once`` and the unit tests rely on that); one poll runs at
+with a redemption poll; without the job (``giftsync once``, the unit tests) it also polls
+between the cards of a bulk request when the last poll is older than the interval; one poll runs at
 a time (``Redemptions.run`` holds a lock and a second caller returns at once), so two
 threads never claim the same record. A failing poll (an outside service down) is logged and
 the cycle goes on with the next step; one bad record never stops the job.
@@ -66,6 +66,9 @@ class StoreProng:
         self.card_requests = CardRequests(self.ctx)
         self.balance_checks = BalanceChecks(self.ctx)
         self._report = CycleReport()
+        # Set by bootstrap when the daemon runs poll_redemptions() as a job of its own: the cards
+        # of a bulk request then never stop for a redemption poll (that thread serves them).
+        self.redemptions_have_own_job = False
 
     def run_once(self) -> CycleReport:
         report = self._report = CycleReport()
@@ -103,7 +106,10 @@ class StoreProng:
         return report
 
     def between_cards(self) -> None:
-        """Called between two card creations: serve new redemptions first when it is time."""
+        """Called between two card creations: serve new redemptions first when it is time
+        (unless the redemption job of the daemon serves them on its own thread)."""
+        if self.redemptions_have_own_job:
+            return
         last = self.redemptions.last_poll
         if last is not None and self.ctx.clock.monotonic() - last < self.ctx.options.redemption_poll_seconds:
             return
