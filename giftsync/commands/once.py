@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import signal
+import threading
 
 from ..config import PRONGS
 from . import (EXIT_FAILED, EXIT_LEASE_HELD, EXIT_OK, EXIT_UNAVAILABLE, add_command, make_app,
@@ -51,6 +52,16 @@ def run(args: argparse.Namespace) -> int:
         # Without --prong: the interval prongs (not the cron-scheduled / on-demand full passes).
         names = [args.prong] if args.prong else [p.name for p in app.prongs if not p.cron and p.scheduled]
         failed = []
+        # Renew while the cycle runs (a full reconcile pass can outlast the lease): without this,
+        # should_continue() turns false a margin before the lease ends and the cycle stops early.
+        renewing = threading.Event()
+
+        def renew() -> None:
+            while not renewing.wait(app.renew_interval):
+                daemon.lease_job()
+
+        renewer = threading.Thread(target=renew, name="lease", daemon=True)
+        renewer.start()
         try:
             for name in names:
                 if app.stop.is_set():
@@ -63,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
                 if not daemon.run_prong(spec):
                     failed.append(name)
         finally:
+            renewing.set()
+            renewer.join()
             app.lease.release()
         if failed:
             log.error("cycle failed", extra={"prongs": ",".join(failed)})
