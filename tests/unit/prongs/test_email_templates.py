@@ -6,7 +6,6 @@ balance after, outcome, store — and only the delivery email shows the whole co
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 from giftsync.adapters.klaviyo import event_body
@@ -59,8 +58,7 @@ def test_every_store_email_reads_well_from_the_prongs_properties(world):
     assert not [i for i in items if i.get("error")]
     for item in items:
         text = item["subject"] + "\n" + item["body"]
-        assert "{{" not in text and "{%" not in text
-        assert not re.search(r"\s(USD|EUR)\b.*\s\s+USD", item["subject"])
+        assert "{{" not in text and "{%" not in text and "  " not in item["subject"]
 
     mail = by_uid(items, f"redemption:{ok}:store")
     assert mail["to"] == "main@shop.test"
