@@ -107,6 +107,12 @@ class Reconciler:
                 if shop.updated_at is not None and floor is not None and shop.updated_at < floor:
                     done = True
                     break
+                if self._settled.get(shop.id) == (shop.balance, shop.updated_at):
+                    # re-met in the overlap, unchanged since its ledger added up: no Airtable read
+                    report.checked += 1
+                    if shop.updated_at is not None:
+                        newest = shop.updated_at if newest is None else max(newest, shop.updated_at)
+                    continue
                 mirror = self.ctx.book.card_by_shopify_id(shop.id)
                 deferred = report.deferred
                 if mirror is None:

@@ -189,7 +189,7 @@ def test_online_shop_day(day: Day):
     day.daemon = w.start_daemon(
         interval=2, lease_seconds=10, GIFTSYNC_SHOPIFY_PURCHASES_INTERVAL="2",
         GIFTSYNC_SHOPIFY_REDEMPTIONS_INTERVAL="2", GIFTSYNC_ORDER_OVERLAP_SECONDS=str(CLAIM),
-        GIFTSYNC_RECONCILE_SCHEDULE="off", GIFTSYNC_REDEMPTION_POLL_SECONDS="0.5", GIFTSYNC_LOG_LEVEL="INFO")
+        GIFTSYNC_RECONCILE_SCHEDULE="off", GIFTSYNC_REDEMPTION_POLL_SECONDS="2", GIFTSYNC_LOG_LEVEL="INFO")
     day.until(lambda: day.daemon.wait_for_output("lease taken", timeout=0.5), "the daemon to take the lease")
     day.mark("daemon up")
 

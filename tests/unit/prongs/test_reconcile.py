@@ -209,3 +209,19 @@ def test_a_slow_cycle_still_leaves_a_payment_made_after_its_poll_to_the_order(on
     assert online.redemptions.run_once().redeemed == 1
     assert [r.activity for r in movements(online, mirror.record_id)] == [Activity.REDEEM]
     assert_ledger_adds_up(online)
+
+
+def test_the_walk_reads_no_airtable_for_a_card_unchanged_since_it_added_up(online):
+    _, card_id, mirror = online.mirrored("50.00")
+    online.redemptions.run_once()
+    online.clock.advance(30)
+    online.ledger.adjust(card_id, "1.00", note="top-up")
+    past_claim(online)
+    assert online.redemptions.reconciler.walk().adjusted == 1
+    online.redemptions.reconciler.walk()                    # settles (ledger adds up)
+    calls = online.book.count("card_by_shopify_id")
+    report = online.redemptions.reconciler.walk()           # re-met in the overlap, unchanged
+    assert report.checked == 1 and online.book.count("card_by_shopify_id") == calls
+    online.ledger.adjust(card_id, "1.00", note="again")     # changed: read again
+    online.redemptions.reconciler.walk()
+    assert online.book.count("card_by_shopify_id") == calls + 1
