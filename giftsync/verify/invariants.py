@@ -19,6 +19,8 @@ email) plus the daemon's log files; ``check(snapshot)`` returns a list of :class
 ``email-lost``     every email the finished records call for was accepted (by unique_id)
 ``balance``        for every mirrored card: Airtable balance = Shopify balance = the last
                    Balance After in Receipts
+``ledger-sum``     for every mirrored card: the opening Balance After plus every later REDEEM /
+                   CREDIT / ADJUST amount = Shopify's balance (no movement recorded twice or lost)
 ``code-leak``      no whole code anywhere but delivery emails: Airtable cells, Klaviyo events and
                    outbox (except Gift Card Delivered), Shopify notes and tags, the daemon logs
 ``secret-leak``    no token or secret (Airtable token, Shopify token, Klaviyo key, code secret) in
@@ -150,6 +152,14 @@ def _dec(value: Any) -> Decimal | None:
         return None
 
 
+def _ts(value: Any) -> float:
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
 def _num(gid: Any) -> str:
     s = str(gid or "")
     return s.rsplit("/", 1)[-1] if s.startswith("gid://") else s
@@ -197,8 +207,16 @@ def _money_once(s: Snapshot) -> list[Violation]:
         if status == "Rejected" and txs:
             out.append(Violation("money-once", f"Store Redemptions/{rid}",
                                  f"Rejected ({outcome}) but Shopify has its debit {txs[0][1]['amount']}"))
-    # online gift-card transactions of mirrored cards: one receipt each
-    mirrored = {f.get("Shopify ID") for _, f in s.fields("Gift Cards") if f.get("Shopify ID")}
+    # online gift-card transactions of mirrored cards: one receipt each (a card mirrored after the
+    # transaction starts from a balance that already holds it: its MIRROR receipt says so)
+    by_sid = {f.get("Shopify ID"): rid for rid, f in s.fields("Gift Cards") if f.get("Shopify ID")}
+    mirrored = set(by_sid)
+    first_receipt: dict[str, str] = {}
+    for _, f in s.fields("Receipts"):
+        for card in f.get("Card") or []:
+            t = str(f.get("Time") or "")
+            if t and (card not in first_receipt or t < first_receipt[card]):
+                first_receipt[card] = t
     receipts = Counter(f.get("Receipt ID") for _, f in s.fields("Receipts"))
     rows = {f.get("Order Key"): f for _, f in s.fields("Online Orders")}
     for order in s.orders:
@@ -206,7 +224,11 @@ def _money_once(s: Snapshot) -> list[Violation]:
             if tx.get("gateway") != "gift_card" or tx.get("status") != "SUCCESS":
                 continue
             card_num = (tx.get("receipt") or {}).get("gift_card_id")
-            if not card_num or f"gid://shopify/GiftCard/{card_num}" not in mirrored:
+            sid = f"gid://shopify/GiftCard/{card_num}"
+            if not card_num or sid not in mirrored:
+                continue
+            since = first_receipt.get(by_sid[sid], "")
+            if since and _ts(since) > _ts(tx.get("processedAt")):
                 continue
             row = rows.get(f"redemption:{_num(order['id'])}")
             if row is None or row.get("Status") != "Done":
@@ -400,12 +422,29 @@ def _balances(s: Snapshot) -> list[Violation]:
             key = (str(f.get("Time") or ""), n)
             if card not in last or key > last[card][:2]:
                 last[card] = (key[0], key[1], after, str(f.get("Receipt ID")))
+    # the ledger adds up: the first Balance After (MIRROR / ISSUE / import) plus every later
+    # movement's Amount equals Shopify's balance — a movement recorded twice shows here
+    moves: dict[str, list[tuple[tuple[str, int], str, Decimal | None, Decimal | None]]] = defaultdict(list)
+    for n, (rid, f) in enumerate(s.fields("Receipts")):
+        for card in f.get("Card") or []:
+            moves[card].append(((str(f.get("Time") or ""), n), str(f.get("Activity") or ""),
+                                _dec(f.get("Amount")), _dec(f.get("Balance After"))))
     for rid, f in s.fields("Gift Cards"):
         sid = f.get("Shopify ID")
         if not sid:
             continue
         c = shop.get(sid)
         subject = f"Gift Cards/{rid} ({f.get('Card')})"
+        rows = sorted(moves.get(rid, []))
+        opening = next((i for i, r in enumerate(rows) if r[3] is not None), None)
+        if c is not None and opening is not None:
+            total = rows[opening][3]
+            for _, activity, amount, _after in rows[opening + 1:]:
+                if activity in ("REDEEM", "CREDIT", "ADJUST") and amount is not None:
+                    total += amount
+            if total != _dec(c.get("balance")):
+                out.append(Violation("ledger-sum", subject, f"opening {rows[opening][3]} + movements = {total} "
+                                     f"≠ Shopify {_dec(c.get('balance'))}"))
         if c is None:
             out.append(Violation("balance", subject, f"Shopify has no card {sid}"))
             continue

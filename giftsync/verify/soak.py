@@ -12,7 +12,9 @@ Form records are put straight into the Airtable twin's store (a shop assistant's
 through Airtable's UI, not through our API budget), so the faults hit only the daemon.
 Deviation from the real services, for time: the Airtable twin answers a 429 with
 ``Retry-After: 1`` (real Airtable asks for 30 s) and has no per-base rate limit (the daemon's
-own budget still paces it), and the Shopify twin has a Plus-sized cost bucket.
+own budget still paces it), and the Shopify twin has a Plus-sized cost bucket and moves a card's
+updatedAt on every balance change (so the cheap reconcile walk sees admin adjustments; the nightly
+full pass, run at the end, must then find nothing left to correct).
 """
 from __future__ import annotations
 
@@ -278,7 +280,8 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
     shutil.rmtree(workdir, ignore_errors=True)
     world = SandboxWorld(workdir, processes=False,
                          airtable_options={"rate_limit": False, "retry_after": 1},
-                         shopify_options=dict(SHOPIFY_OPTIONS), klaviyo_options={"rate_limit": False}).start()
+                         shopify_options={**SHOPIFY_OPTIONS, "bump_updated_at_on_transactions": True},
+                         klaviyo_options={"rate_limit": False}).start()
     print(f"\nfault soak: {ops} operations, faults on {rate:.0%} of calls, seed {seed}, "
           f"timeout {HTTP_TIMEOUT:g} s, hangs {HANG:g} s", file=out, flush=True)
     rng = random.Random(seed)
@@ -335,6 +338,19 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
         daemon.stop(60)
         snap = invariants.collect_world(world, log_files=logs, extra_codes=day.extra_codes)
         result.violations = invariants.check(snap)
+        # then the nightly full reconcile pass: it must find nothing the cycles left behind
+        logs.append(workdir / "reconcile-full-pass.log")
+        full = DaemonProcess(env, args=("once", "--prong", "reconcile"), cwd=workdir, log_file=logs[-1]).start()
+        full.proc.wait(300)
+        text = logs[-1].read_text(errors="replace")
+        summary = re.findall(r"reconcile full pass (checked=.*)", text)
+        print(f"  full reconcile pass afterwards (giftsync once --prong reconcile): exit {full.returncode}, "
+              f"{summary[-1] if summary else 'no summary'}", file=out, flush=True)
+        for line in text.splitlines():
+            if "reconcile adjusted" in line or "reconcile status" in line:
+                result.violations.append(invariants.Violation("full-pass", "reconcile", line.split("giftsync.reconcile: ")[-1]))
+        if full.returncode != 0 or not summary:
+            result.violations.append(invariants.Violation("full-pass", "reconcile", f"exit {full.returncode}"))
         text = "\n".join(Path(p).read_text(errors="replace") for p in logs if Path(p).exists())
         result.retries = Counter({k: len(rx.findall(text)) for k, rx in RETRY_PATTERNS.items()})
         result.ops, result.faults, result.calls = day.ops, injected, calls
