@@ -13,7 +13,10 @@ At Shopify's pace: the cards go in chunks of ``card_chunk`` (10) — up to
 ``card_create_workers`` (3) creates in flight (the Shopify cost budget still governs: 10 points
 a create, 100 points/s → 10 cards/s), new redemptions served before each create when due
 (``between``), then ONE Gift Cards save for the chunk, the delivery emails and CRM events
-concurrently, and ONE receipts write (ISSUE/ACTIVATE + CRM rows). A failure in a chunk still
+concurrently, and ONE receipts write (ISSUE/ACTIVATE + CRM rows). Pipelined: a chunk's writes
+(save, emails, receipts) run on a writer thread while the next chunk's cards are created; at most
+one chunk's writes are outstanding, and they are waited for (their errors raised) before the next
+chunk's writes, before a stop and before the request goes Done. A failure in a chunk still
 mirrors, delivers and records the cards that were made; a refusal ends the request Failed with
 every card issued, any other error leaves it Processing (resumed: mirrors reused, cards adopted
 by code and note, nothing created twice).
@@ -26,7 +29,7 @@ import logging
 import re
 import secrets
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
@@ -81,6 +84,17 @@ class _Chunk:
     stopped: bool = False
 
 
+@dataclass
+class _Made:
+    """A chunk whose cards exist in Shopify, its Airtable writes still to do."""
+    form: CardRequestForm
+    plan: Plan
+    codes: dict[int, str]
+    shops: dict[int, ShopifyCard]
+    receipts: list[Receipt]
+    out: _Chunk
+
+
 def note_for(record_id: str, index: int) -> str:
     return f"giftsync:{record_id}:{index}"
 
@@ -121,6 +135,7 @@ class CardRequests:
         self.ctx = ctx
         self.in_hand: list[str] = []        # codes of the request in hand (to mask them in error logs)
         self._pool: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
     @property
@@ -182,25 +197,61 @@ class CardRequests:
         cards: dict[int, MirrorCard] = {}
         delivered_all = True
         size = self.options.card_chunk
-        for start in range(0, plan.quantity, size):
-            if start and stop():
-                log.info("card request paused record=%s at card %d (stopping)", rid, start)
-                return
-            chunk = self._chunk(form, plan, nonce, list(range(start, min(start + size, plan.quantity))),
-                                existing, resumed, between, stop)
-            cards.update(chunk.cards)
-            delivered_all = delivered_all and chunk.delivered_all
-            if chunk.refused is not None:
-                i, exc = chunk.refused
-                with priority(NORMAL):
-                    self._fail(form, plan, [cards[k] for k in sorted(cards)],
-                               f"card {i + 1} of {plan.quantity}: {exc}", nonce=nonce)
-                return
-            if chunk.error is not None:
-                raise chunk.error
-            if chunk.stopped:
-                log.info("card request paused record=%s at card %d (stopping)", rid, len(cards))
-                return
+        pending: Future | None = None   # the previous chunk's writes (at most one outstanding)
+
+        def settle() -> _Chunk | None:
+            """Wait for the previous chunk's writes; fold them in; None if there were none."""
+            nonlocal pending, delivered_all
+            if pending is None:
+                return None
+            done, pending = pending.result(), None
+            cards.update(done.cards)
+            delivered_all = delivered_all and done.delivered_all
+            if done.error is not None:
+                raise done.error
+            return done
+
+        try:
+            for start in range(0, plan.quantity, size):
+                if start and stop():
+                    settle()
+                    log.info("card request paused record=%s at card %d (stopping)", rid, start)
+                    return
+                made = self._chunk_creates(form, plan, nonce, list(range(start, min(start + size, plan.quantity))),
+                                           existing, resumed, between, stop)
+                try:
+                    settle()                # the previous chunk's writes ran while these were created
+                except Exception:
+                    self._chunk_writes(made)     # mirror and record the cards just made, then fail
+                    raise
+                if made.out.refused is not None or made.out.error is not None or made.out.stopped \
+                        or start + size >= plan.quantity:
+                    chunk = self._chunk_writes(made)      # the last or a broken chunk: written here
+                    cards.update(chunk.cards)
+                    delivered_all = delivered_all and chunk.delivered_all
+                else:
+                    # Pipelined: this chunk's Gift Cards save, emails and receipts go on the writer
+                    # thread while the next chunk's cards are created.
+                    pending = self._writer_().submit(self._chunk_writes, made)
+                    continue
+                if chunk.refused is not None:
+                    i, exc = chunk.refused
+                    with priority(NORMAL):
+                        self._fail(form, plan, [cards[k] for k in sorted(cards)],
+                                   f"card {i + 1} of {plan.quantity}: {exc}", nonce=nonce)
+                    return
+                if chunk.error is not None:
+                    raise chunk.error
+                if chunk.stopped:
+                    log.info("card request paused record=%s at card %d (stopping)", rid, len(cards))
+                    return
+            settle()
+        finally:
+            if pending is not None:     # an error above: never leave writes running behind us
+                try:
+                    pending.result()
+                except BaseException:  # noqa: BLE001 — the first error is the one raised
+                    pass
         if not delivered_all:
             log.warning("card request record=%s kept in Processing: delivery emails failed; retried next cycle", rid)
             return
@@ -210,6 +261,14 @@ class CardRequests:
     # -- one chunk of cards -------------------------------------------------------------------
     def _chunk(self, form: CardRequestForm, plan: Plan, nonce: str, indices: list[int],
                existing: dict[str, MirrorCard], resumed: bool, between: Callable[[], object], stop) -> _Chunk:
+        """One chunk, creates then writes (the request loop pipelines the two halves)."""
+        return self._chunk_writes(self._chunk_creates(form, plan, nonce, indices, existing, resumed, between, stop))
+
+    def _chunk_creates(self, form: CardRequestForm, plan: Plan, nonce: str, indices: list[int],
+                       existing: dict[str, MirrorCard], resumed: bool, between: Callable[[], object],
+                       stop) -> _Made:
+        """The Shopify half of a chunk: mirrors made before a crash reused, the other cards
+        created (or adopted); nothing written to Airtable yet."""
         rid = form.record_id
         out = _Chunk()
         codes = {i: plan.serials[i] if plan.kind is CardKind.PHYSICAL else self.ctx.hasher.derive(nonce, i)
@@ -226,25 +285,36 @@ class CardRequests:
                         receipts.append(self._receipt_row(form, plan, i, mirror, plan.amount))
         shops = self._make_cards(rid, plan, codes, [i for i in indices if i not in out.cards], resumed,
                                  between, stop, out)
-        with priority(NORMAL):
-            if shops:
-                now = self.ctx.clock.now()
-                new = [self._mirror_of(form, plan, codes[i], shop, now) for i, shop in shops.items()]
-                reach("request.mirror")
-                saved = {c.shopify_id: c for c in self.ctx.book.save_cards(new)}
-                for i, shop in shops.items():
-                    out.cards[i] = saved[shop.id]
-                    receipts.append(self._receipt_row(form, plan, i, out.cards[i], shop.balance))
-        order = sorted(out.cards)
-        results = self._parallel([lambda i=i: self._deliver_and_relay(form, plan, i, codes[i], out.cards[i], receipts)
-                                  for i in order])
-        for result in results:
-            if isinstance(result, BaseException):
-                out.error = out.error or result
-            elif not result:
-                out.delivered_all = False
-        with priority(NORMAL):
-            self.ctx.write_receipts("request.receipt", receipts)
+        return _Made(form=form, plan=plan, codes=codes, shops=shops, receipts=receipts, out=out)
+
+    def _chunk_writes(self, made: _Made) -> _Chunk:
+        """The Airtable/Klaviyo half of a chunk: ONE Gift Cards save, the delivery emails and
+        CRM events concurrently, ONE receipts write. Errors are kept in the returned chunk."""
+        form, plan, codes, out, receipts = made.form, made.plan, made.codes, made.out, made.receipts
+        try:
+            with priority(NORMAL):
+                if made.shops:
+                    now = self.ctx.clock.now()
+                    new = [self._mirror_of(form, plan, codes[i], shop, now) for i, shop in made.shops.items()]
+                    reach("request.mirror")
+                    saved = {c.shopify_id: c for c in self.ctx.book.save_cards(new)}
+                    for i, shop in made.shops.items():
+                        out.cards[i] = saved[shop.id]
+                        receipts.append(self._receipt_row(form, plan, i, out.cards[i], shop.balance))
+            order = sorted(out.cards)
+            results = self._parallel([lambda i=i: self._deliver_and_relay(form, plan, i, codes[i], out.cards[i], receipts)
+                                      for i in order])
+            for result in results:
+                if isinstance(result, BaseException):
+                    out.error = out.error or result
+                elif not result:
+                    out.delivered_all = False
+            with priority(NORMAL):
+                self.ctx.write_receipts("request.receipt", receipts)
+        except BaseException as exc:  # noqa: BLE001 — surfaced by the request loop
+            if not isinstance(exc, Exception):
+                raise
+            out.error = out.error or exc
         return out
 
     def _make_cards(self, rid: str, plan: Plan, codes: dict[int, str], todo: list[int], resumed: bool,
@@ -310,9 +380,17 @@ class CardRequests:
     def _pool_(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max(4, self.options.card_create_workers),
+                # the creates in flight plus 4 for the emails of the chunk being written
+                self._pool = ThreadPoolExecutor(self.options.card_create_workers + 4,
                                                 thread_name_prefix="cards")
             return self._pool
+
+    def _writer_(self) -> ThreadPoolExecutor:
+        """One thread: a chunk's Airtable writes and emails while the next chunk is created."""
+        with self._pool_lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="cards-writer")
+            return self._writer
 
     def _parallel(self, fns: list[Callable[[], object]]) -> list[object]:
         def call(fn):

@@ -296,3 +296,86 @@ def test_error_log_masks_derived_codes(world, caplog):
     world.run()
     [code] = delivered_codes(world, rid).values()
     assert "GraphQL error" in caplog.text and code not in caplog.text.upper()
+
+
+def test_chunk_writes_overlap_the_next_chunks_creates(world):
+    """Chunk k's Gift Cards save waits until chunk k+1's creates have begun: only possible when
+    the writes run beside the creates. At most one chunk's writes are outstanding."""
+    import threading
+    world.prong = world.new_prong(card_create_workers=1, card_chunk=10)
+    rid = world.book.add_card_request(world.store, "10", 30, recipient_email="r@example.test")
+    next_chunk_started = {10: threading.Event(), 20: threading.Event()}
+    trace = []
+    create, save, append = world.ledger.create_card, world.book.save_cards, world.book.append_receipts
+
+    def create_card(**kw):
+        n = world.ledger.count("create_card")
+        if n in next_chunk_started:
+            next_chunk_started[n].set()
+        trace.append("create")
+        return create(**kw)
+
+    def save_cards(cards):
+        first = len(world.book.cards)           # 0, 10, 20: the chunk being saved
+        trace.append("save")
+        if first + 10 in next_chunk_started:    # not the last chunk: its writes run beside the next creates
+            assert next_chunk_started[first + 10].wait(10), "writes did not overlap the next chunk's creates"
+        return save(cards)
+
+    def append_receipts(rows):
+        trace.append("receipts")
+        return append(rows)
+    world.ledger.create_card, world.book.save_cards, world.book.append_receipts = create_card, save_cards, append_receipts
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Done" and len(f["Cards"]) == 30 and world.ledger.count("create_card") == 30
+    writes = [t for t in trace if t != "create"]
+    # one save and one receipts write per chunk, in order: never two chunks' writes at once
+    assert writes[:6] == ["save", "receipts"] * 3
+    assert len(world.events(Metric.GIFT_CARD_DELIVERED)) == 30
+    deliveries = [e.unique_id for e in world.events(Metric.GIFT_CARD_DELIVERED)]
+    assert len(set(deliveries)) == 30
+
+
+def test_pipelined_chunk_write_error_keeps_request_processing_then_resumes(world):
+    from giftsync.errors import RetriableError as RE
+    world.prong = world.new_prong(card_create_workers=1, card_chunk=5)
+    rid = world.book.add_card_request(world.store, "10", 15, recipient_email="r@example.test")
+    world.book.fail_next("append_receipts", RE("airtable", "503"), times=1)   # chunk 1's receipts write
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Processing" and "Notified" not in f or not f.get("Notified")
+    assert world.ledger.count("create_card") == 10       # chunk 2 was created beside chunk 1's writes
+    assert len(world.book.cards) == 10                   # … and mirrored before the error was raised
+    assert not world.events(Metric.STORE_REQUEST_PROCESSED)
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Done" and len(f["Cards"]) == 15
+    assert len(world.ledger.all_cards()) == 15 and len(world.book.cards) == 15
+    assert {r.receipt_id for r in world.book.all_receipts() if r.receipt_id.startswith("issue:")} == \
+        {f"issue:{rid}:{i}" for i in range(15)}
+
+
+def test_stop_between_pipelined_chunks_waits_for_the_writes(world):
+    world.prong = world.new_prong(card_create_workers=1, card_chunk=5)
+    rid = world.book.add_card_request(world.store, "10", 15, recipient_email="r@example.test")
+    saves = []
+    original = world.book.save_cards
+
+    def save_cards(cards):
+        saves.append(len(cards))
+        return original(cards)
+    world.book.save_cards = save_cards
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return world.ledger.count("create_card") >= 10     # stop once two chunks are made
+    world.prong.stop = stop
+    world.run()
+    f = world.form(Q, rid)
+    assert f["Status"] == "Processing"
+    assert world.ledger.count("create_card") == 10 and saves == [5, 5] and len(world.book.cards) == 10
+    world.prong.stop = lambda: False
+    world.run()
+    assert world.form(Q, rid)["Status"] == "Done" and len(world.ledger.all_cards()) == 15
