@@ -48,6 +48,9 @@ EXIT_LEASE_HELD = 3
 EXIT_UNAVAILABLE = 75
 
 
+RECORD_IDLE_SECONDS = 60.0          # Status Last Run of an idle prong: at most once a minute
+
+
 @dataclass
 class ProngSpec:
     """A job: ``run(should_continue)`` does one cycle and checks ``should_continue()`` between
@@ -151,6 +154,7 @@ class Daemon:
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self._was_held = False
+        self._recorded: dict[str, float] = {}      # prong → monotonic time of its last Status write
 
     # -- what prongs ask ---------------------------------------------------------------------
     def should_continue(self) -> bool:
@@ -213,9 +217,21 @@ class Daemon:
             log.exception("prong cycle failed", extra={"prong": spec.name})
         finally:
             stats.running = False
-        if spec.record_runs and self.book is not None:
+        if spec.record_runs and self.book is not None and self._due_record(spec.name, result, error):
             self._record_run(spec.name, started, result, error)
         return ok
+
+    def _due_record(self, name: str, result: Any, error: str) -> bool:
+        """Status Last Run (a read and a write) on every cycle that did work or failed, otherwise
+        at most once every ``RECORD_IDLE_SECONDS`` per prong."""
+        now = self.clock.monotonic()
+        last = self._recorded.get(name)
+        worked = bool(error) or any(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                    for v in getattr(result, "__dict__", {}).values())
+        if worked or last is None or now - last >= RECORD_IDLE_SECONDS:
+            self._recorded[name] = now
+            return True
+        return False
 
     def _record_run(self, name: str, started: datetime, result: Any, error: str) -> None:
         row_name = f"cursor:{name}"

@@ -268,3 +268,42 @@ def test_a_second_signal_exits_at_once(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_status_last_run_of_an_idle_prong_at_most_once_a_minute_but_every_working_cycle(lease, book, clock):
+    from dataclasses import dataclass as _dc
+
+    @_dc
+    class Report:
+        records: int = 0
+        errors: int = 0
+    results = iter([Report(), Report(), Report(records=2), Report(), Report(), Report(errors=1)])
+    d = Daemon(lease, [ProngSpec("store", lambda sc: next(results), interval=5)], book=book, renew_interval=15)
+    assert lease.tick()
+    writes = lambda: sum(1 for name, args in book.calls if name == "write_status" and "cursor:store" in str(args))
+    d.run_prong(d.jobs[0])                   # first idle run: recorded
+    assert writes() == 1
+    clock.advance(5)
+    d.run_prong(d.jobs[0])                   # idle, 5 s later: not recorded
+    assert writes() == 1
+    clock.advance(5)
+    d.run_prong(d.jobs[0])                   # did work: recorded
+    assert writes() == 2
+    clock.advance(5)
+    d.run_prong(d.jobs[0])                   # idle again: not recorded
+    assert writes() == 2
+    clock.advance(60)
+    assert lease.tick()
+    d.run_prong(d.jobs[0])                   # idle, a minute on: recorded
+    assert writes() == 3
+    d.run_prong(d.jobs[0])                   # failed step: recorded at once
+    assert writes() == 4
+
+
+def test_lease_renew_costs_one_read_and_one_write(lease, book, clock):
+    assert lease.tick()
+    before = len(book.calls)
+    clock.advance(15)
+    assert lease.tick()
+    names = [name for name, _ in book.calls[before:]]
+    assert names.count("read_status") == 1 and names.count("write_status") == 1 and len(names) == 2
