@@ -194,6 +194,11 @@ def build_store_prong(settings: Settings | None, book: CardBook, ledger: GiftCar
         # Redemptions every `poll` seconds on a thread of their own, whatever the cycle is doing
         # (see giftsync/prongs/store.py); not recorded in Status (2 requests every 5 s).
         prong.redemptions_have_own_job = True
+        if spec.interval > poll:
+            # New card requests picked up within `poll` seconds (one list request a short cycle);
+            # the rest of the cycle keeps the store interval.
+            prong.full_cycle_seconds = spec.interval
+            spec.interval = poll
         spec.companions.append(ProngSpec(
             "store-redemptions", lambda should_continue: prong.poll_redemptions(lambda: not should_continue()),
             interval=poll, priority=URGENT, record_runs=False))

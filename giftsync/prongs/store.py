@@ -69,6 +69,11 @@ class StoreProng:
         # Set by bootstrap when the daemon runs poll_redemptions() as a job of its own: the cards
         # of a bulk request then never stop for a redemption poll (that thread serves them).
         self.redemptions_have_own_job = False
+        # Set by bootstrap when the store job runs every redemption poll interval (5 s) so new card
+        # requests are picked up within that: the other steps (redemptions, balance checks,
+        # resends) still run once every ``full_cycle_seconds`` (the store interval, 15 s).
+        self.full_cycle_seconds: float | None = None
+        self._last_full: float | None = None
 
     def run_once(self) -> CycleReport:
         report = self._report = CycleReport()
@@ -79,6 +84,12 @@ class StoreProng:
             ("balance_checks", lambda: self.balance_checks.run(self.stop)),
             ("resent", self._resend),
         ]
+        now = self.ctx.clock.monotonic()
+        if self.full_cycle_seconds and self._last_full is not None \
+                and now - self._last_full < self.full_cycle_seconds - 0.5:
+            steps = [s for s in steps if s[0] == "card_requests"]    # a short cycle: new requests only
+        else:
+            self._last_full = now
         for name, step in steps:
             if self.stop():
                 break

@@ -43,3 +43,28 @@ def test_stop_before_the_claim_starts_nothing(world):
     prong.stop = lambda: True
     prong.run_once()
     assert world.form(FormTable.REDEMPTIONS, r1).get("Status") is None and world.ledger.count("debit") == 0
+
+
+def test_short_cycles_list_only_card_requests_and_pick_new_requests_up(world):
+    """With the store job every 5 s (full cycle every 15 s), a short cycle costs one list request
+    (card requests) and serves a request submitted since the last cycle."""
+    from giftsync.ports import FormTable
+    world.prong.full_cycle_seconds = 15.0
+    world.run()                                   # full cycle
+    before = len(world.book.calls)
+    world.clock.advance(5)
+    rid = world.book.add_card_request(world.store, "10", 1, recipient_email="r@example.test")
+    world.run()                                   # short cycle
+    names = [name for name, _ in world.book.calls[before:]]
+    assert names.count("pending_card_requests") == 1
+    assert "pending_redemptions" not in names and "pending_balance_checks" not in names and "unnotified" not in names
+    assert world.form(FormTable.CARD_REQUESTS, rid)["Status"] == "Done"
+    before = len(world.book.calls)
+    world.clock.advance(5)
+    world.run()                                   # short, idle: one list request
+    assert [name for name, _ in world.book.calls[before:]] == ["pending_card_requests"]
+    before = len(world.book.calls)
+    world.clock.advance(5)
+    world.run()                                   # 15 s on: a full cycle again
+    names = [name for name, _ in world.book.calls[before:]]
+    assert "pending_redemptions" in names and "pending_balance_checks" in names
