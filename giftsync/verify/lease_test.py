@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..sandbox.world import AIRTABLE_TOKEN, SHOPIFY_ACCESS_TOKEN, SHOPIFY_SCOPES, DaemonProcess, SandboxWorld
 from . import invariants
-from .crashtest import start_daemon, SHOPIFY_OPTIONS, daemon_env, settle
+from .crashtest import CYCLE_LINES, SHOPIFY_OPTIONS, daemon_env, settle, start_daemon
 from .scenarios import balance_check, card_request, redemption
 
 INTERVAL = 1.0
@@ -149,10 +149,21 @@ def two_daemons(workdir: Path, out=sys.stdout) -> TwoDaemonResult:
         else:
             r.problems.append("no successful lease renewal of B found before the cut")
         world.control("airtable", "DELETE", "/__sandbox/faults")
-        ok_settle, _ = settle(b, cycles=2, timeout=90)
-        # B took the lease again (the full protocol) before finishing the rest
-        b_log = (workdir / "daemon-b.log").read_text(errors="replace")
-        again = b_log.count("giftsync.lease: lease taken") >= 2
+        # B takes the lease again (the full protocol: write, pause, re-read), then finishes the rest
+        log_b = workdir / "daemon-b.log"
+        again = False
+        deadline = time.time() + LEASE + 10 * INTERVAL
+        while time.time() < deadline and not again:
+            again = log_b.read_text(errors="replace").count("giftsync.lease: lease taken holder=") >= 1
+            time.sleep(0.1)
+        if again:
+            mark = log_b.read_text(errors="replace").rindex("giftsync.lease: lease taken holder=")
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                tail = log_b.read_text(errors="replace")[mark:]
+                if all(tail.count(k) >= 2 for k in CYCLE_LINES):
+                    break
+                time.sleep(0.2)
         if not again:
             r.problems.append("B did not take the lease again after the cut")
         deadline = time.time() + 60
