@@ -65,6 +65,21 @@ def _scalar(type_, out: Callable[[Any], Any], inp: Callable[[Any], Any]) -> None
         setattr(type_, attr, coerce_in)
 
 
+QUERY_RESOLVERS = {
+    "giftCard": G.resolve_gift_card, "giftCards": G.resolve_gift_cards, "giftCardsCount": G.resolve_gift_cards_count,
+    "giftCardConfiguration": G.resolve_configuration, "order": O.resolve_order, "orders": O.resolve_orders,
+    "ordersCount": O.resolve_orders_count, "customer": O.resolve_customer,
+    "currentAppInstallation": O.resolve_app_installation,
+}
+MUTATION_RESOLVERS = {
+    "giftCardCreate": G.resolve_create, "giftCardUpdate": G.resolve_update,
+    "giftCardDeactivate": G.resolve_deactivate, "giftCardCredit": G.resolve_credit, "giftCardDebit": G.resolve_debit,
+    "giftCardSendNotificationToCustomer": G.resolve_notify_customer,
+    "giftCardSendNotificationToRecipient": G.resolve_notify_recipient,
+    "tagsAdd": O.resolve_tags_add, "tagsRemove": O.resolve_tags_remove,
+}
+
+
 def _wire(schema: GraphQLSchema) -> None:
     t = schema.type_map
     _scalar(t["Decimal"], fmt_decimal, lambda v: str(to_decimal(v)))
@@ -72,26 +87,15 @@ def _wire(schema: GraphQLSchema) -> None:
     _scalar(t["Date"], _serialize_date, lambda v: parse_date(v).isoformat())
     for name in ("GiftCardTransaction", "Node", "DisplayableError"):
         t[name].resolve_type = lambda value, info, type_: getattr(value, "typename", None) or value.get("__typename")
-    q = schema.query_type.fields
-    q["giftCard"].resolve = G.resolve_gift_card
-    q["giftCards"].resolve = G.resolve_gift_cards
-    q["giftCardsCount"].resolve = G.resolve_gift_cards_count
-    q["giftCardConfiguration"].resolve = G.resolve_configuration
-    q["order"].resolve = O.resolve_order
-    q["orders"].resolve = O.resolve_orders
-    q["ordersCount"].resolve = O.resolve_orders_count
-    q["customer"].resolve = O.resolve_customer
-    q["currentAppInstallation"].resolve = O.resolve_app_installation
-    m = schema.mutation_type.fields
-    m["giftCardCreate"].resolve = G.resolve_create
-    m["giftCardUpdate"].resolve = G.resolve_update
-    m["giftCardDeactivate"].resolve = G.resolve_deactivate
-    m["giftCardCredit"].resolve = G.resolve_credit
-    m["giftCardDebit"].resolve = G.resolve_debit
-    m["giftCardSendNotificationToCustomer"].resolve = G.resolve_notify_customer
-    m["giftCardSendNotificationToRecipient"].resolve = G.resolve_notify_recipient
-    m["tagsAdd"].resolve = O.resolve_tags_add
-    m["tagsRemove"].resolve = O.resolve_tags_remove
+    for fields, resolvers in ((schema.query_type.fields, QUERY_RESOLVERS),
+                              (schema.mutation_type.fields, MUTATION_RESOLVERS)):
+        for name, resolve in resolvers.items():
+            fields[name].resolve = resolve
+
+
+def _cost(requested: int, actual: int | None, bucket: LeakyBucket) -> dict:
+    """The ``extensions.cost`` of an answer."""
+    return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": bucket.status()}
 
 
 def field_resolver(source, info, **args):
@@ -302,14 +306,12 @@ class ShopifyTwin(TwinApp):
                                            "how to\nreduce the cost of your query.",
                                 "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested,
                                                "maxCost": MAX_QUERY_COST, "documentation": RATE_DOC}}],
-                    "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
-                                            "throttleStatus": bucket.status()}}}
+                    "extensions": {"cost": _cost(requested, None, bucket)}}
         if not bucket.take(requested):
             self.throttled += 1
             return {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED",
                                                                      "documentation": RATE_DOC}}],
-                    "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
-                                            "throttleStatus": bucket.status()}}}
+                    "extensions": {"cost": _cost(requested, None, bucket)}}
         hidden_before = sum(1 for c in self.store.data["cards"].values() if c.get("hidden"))
         self.store.release_hidden_cards(count_request=True)
         if hidden_before:
@@ -323,8 +325,7 @@ class ShopifyTwin(TwinApp):
         if result.errors:
             out["errors"] = [self._format_error(e) for e in result.errors]
         out["data"] = result.data
-        ext: dict[str, Any] = {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual,
-                                        "throttleStatus": bucket.status()}}
+        ext: dict[str, Any] = {"cost": _cost(requested, actual, bucket)}
         if ctx.search:
             ext["search"] = ctx.search
         out["extensions"] = ext

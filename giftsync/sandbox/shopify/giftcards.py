@@ -10,8 +10,8 @@ from typing import Any
 from graphql import GraphQLError
 
 from . import search as S
-from .context import Ctx, require, resource_not_found
-from .paging import paginate
+from .context import Ctx, RecordView, record_from_id, require, resource_not_found
+from .paging import count_payload, paginate
 from .values import (epoch_ms, format_limit, gid, money, parse_date, parse_datetime, split_gid, to_decimal, iso)
 
 MASK = "\u2022\u2022\u2022\u2022 \u2022\u2022\u2022\u2022 \u2022\u2022\u2022\u2022 "
@@ -28,16 +28,8 @@ def ue(field, message, code=None, *, with_code=True) -> dict:
 
 
 # -- views ----------------------------------------------------------------------------------
-class GiftCardView:
+class GiftCardView(RecordView):
     typename = "GiftCard"
-
-    def __init__(self, app, rec: dict) -> None:
-        self.app = app
-        self.rec = rec
-
-    @property
-    def id(self):
-        return gid("GiftCard", self.rec["num"])
 
     @property
     def balance(self):
@@ -46,14 +38,6 @@ class GiftCardView:
     @property
     def initialValue(self):
         return money(self.rec["initial"], self.rec["currency"])
-
-    @property
-    def createdAt(self):
-        return self.rec["createdAt"]
-
-    @property
-    def updatedAt(self):
-        return self.rec["updatedAt"]
 
     @property
     def deactivatedAt(self):
@@ -180,10 +164,7 @@ def is_expired(app, rec: dict) -> bool:
 
 def card_from_id(info, value: Any, *, top_level_invalid: bool = True):
     """(num, record or None); a malformed or wrong-type id raises RESOURCE_NOT_FOUND."""
-    parts = split_gid(value)
-    if parts is None or parts[0] != "GiftCard":
-        raise resource_not_found(info, value)
-    return parts[1], info.context.app.store.card(parts[1])
+    return record_from_id(info, value, "GiftCard", info.context.app.store.card)
 
 
 def customer_num(value: Any) -> int | None:
@@ -215,16 +196,24 @@ def _customer_name(app, num) -> str:
     return " ".join(x for x in (c.get("firstName"), c.get("lastName")) if x)
 
 
+def time_field(app, key: str):
+    """A search matcher comparing the record's ``key`` timestamp (``created_at:>2024-01-01`` …)."""
+    return lambda r, t: _time_match(r.get(key), t, app)
+
+
+def id_field(r, t) -> bool:
+    """The ``id:`` search matcher (the numeric part of the gid)."""
+    try:
+        return S.compare(r["num"], t.op, int(t.value))
+    except ValueError:
+        return False
+
+
+def customer_id_field(r, t) -> bool:
+    return str(r.get("customer") or "") == t.value
+
+
 def search_fields(app) -> dict:
-    def time_field(key):
-        return lambda r, t: _time_match(r.get(key), t, app)
-
-    def id_field(r, t):
-        try:
-            return S.compare(r["num"], t.op, int(t.value))
-        except ValueError:
-            return False
-
     def status(r, t):
         v = t.value.lower()
         expired = is_expired(app, r)
@@ -263,9 +252,6 @@ def search_fields(app) -> dict:
         except ValueError:
             return False
 
-    def customer_id(r, t):
-        return str(r.get("customer") or "") == t.value
-
     def recipient_id(r, t):
         rec = r.get("recipient") or {}
         return str(rec.get("customer") or "") == t.value
@@ -273,8 +259,8 @@ def search_fields(app) -> dict:
     def source(r, t):
         return r.get("source") == t.value.lower()
 
-    return {"id": id_field, "status": status, "balance_status": balance_status, "created_at": time_field("createdAt"),
-            "expires_on": expires_on, "initial_value": decimal_field("initial"), "customer_id": customer_id,
+    return {"id": id_field, "status": status, "balance_status": balance_status, "created_at": time_field(app, "createdAt"),
+            "expires_on": expires_on, "initial_value": decimal_field("initial"), "customer_id": customer_id_field,
             "recipient_id": recipient_id, "source": source}
 
 
@@ -339,10 +325,7 @@ def resolve_gift_cards(_root, info, first=None, after=None, last=None, before=No
 def resolve_gift_cards_count(_root, info, query=None, savedSearchId=None, limit=10000):
     require(info, "read_gift_cards")
     app = info.context.app
-    n = len(run_search(info, app.store.cards(), query, search_fields(app), text_match(app)))
-    if limit is not None and n >= limit:
-        return {"count": limit, "precision": "AT_LEAST"}
-    return {"count": n, "precision": "EXACT"}
+    return count_payload(len(run_search(info, app.store.cards(), query, search_fields(app), text_match(app))), limit)
 
 
 def resolve_configuration(_root, info):

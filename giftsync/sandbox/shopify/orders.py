@@ -7,9 +7,9 @@ from decimal import Decimal
 from graphql import GraphQLError
 
 from . import search as S
-from .context import require, resource_not_found
-from .giftcards import _time_match, run_search
-from .paging import paginate
+from .context import RecordView, record_from_id, require, resource_not_found
+from .giftcards import customer_id_field, id_field, run_search, time_field
+from .paging import count_payload, paginate
 from .values import epoch_ms, gid, money, money_bag, split_gid, to_decimal
 
 PAYMENT_KINDS = ("SALE", "CAPTURE", "AUTHORIZATION")
@@ -18,20 +18,8 @@ GATEWAY_TITLES = {"gift_card": "Gift card", "shopify_payments": "Shopify Payment
 TAGGABLE = {"Order", "Customer", "DraftOrder", "Product", "Article", "DiscountNode"}
 
 
-class CustomerView:
+class CustomerView(RecordView):
     typename = "Customer"
-
-    def __init__(self, app, rec: dict) -> None:
-        self.app = app
-        self.rec = rec
-
-    @property
-    def id(self):
-        return gid("Customer", self.rec["num"])
-
-    @property
-    def legacyResourceId(self):
-        return str(self.rec["num"])
 
     @property
     def firstName(self):
@@ -63,14 +51,6 @@ class CustomerView:
         return list(self.rec.get("tags") or [])
 
     @property
-    def createdAt(self):
-        return self.rec["createdAt"]
-
-    @property
-    def updatedAt(self):
-        return self.rec["updatedAt"]
-
-    @property
     def defaultPhoneNumber(self):
         p = self.rec.get("phone")
         return {"phoneNumber": p} if p else None
@@ -91,27 +71,15 @@ def order_totals(order: dict) -> dict:
     return {"currency": cur, "total": total, "paid": paid, "refunded": refunded}
 
 
-class OrderView:
+class OrderView(RecordView):
     typename = "Order"
 
-    def __init__(self, app, rec: dict) -> None:
-        self.app = app
-        self.rec = rec
-
     def __getattr__(self, name):
-        simple = {"name", "email", "phone", "note", "createdAt", "updatedAt", "processedAt", "cancelledAt",
-                  "closedAt", "test", "sourceName", "confirmationNumber"}
+        simple = {"name", "email", "phone", "note", "processedAt", "cancelledAt", "closedAt", "test", "sourceName",
+                  "confirmationNumber"}
         if name in simple:
             return self.rec.get(name)
         raise AttributeError(name)
-
-    @property
-    def id(self):
-        return gid("Order", self.rec["num"])
-
-    @property
-    def legacyResourceId(self):
-        return str(self.rec["num"])
 
     @property
     def closed(self):
@@ -327,21 +295,12 @@ def order_search_fields(app) -> dict:
     def gateway(r, t):
         return any(S.text_equals(x, t) for x in OrderView(app, r).paymentGatewayNames)
 
-    def id_field(r, t):
-        try:
-            return S.compare(r["num"], t.op, int(t.value))
-        except ValueError:
-            return False
-
     def name(r, t):
         v = t.value if t.value.startswith("#") else "#" + t.value
         return S.text_equals(r.get("name"), S.Term(t.field, t.op, v, t.exists, t.prefix))
 
     def email(r, t):
         return S.text_equals(r.get("email"), t)
-
-    def customer_id(r, t):
-        return str(r.get("customer") or "") == t.value
 
     def sku(r, t):
         return any(S.text_equals(l.get("sku"), t) for l in r["lines"])
@@ -352,13 +311,10 @@ def order_search_fields(app) -> dict:
     def source_name(r, t):
         return S.text_equals(r.get("sourceName"), t)
 
-    def time_field(key):
-        return lambda r, t: _time_match(r.get(key), t, app)
-
     return {"tag": tag, "tag_not": tag_not, "financial_status": financial_status, "status": status,
-            "gateway": gateway, "id": id_field, "name": name, "email": email, "customer_id": customer_id,
-            "sku": sku, "test": test, "source_name": source_name, "created_at": time_field("createdAt"),
-            "updated_at": time_field("updatedAt"), "processed_at": time_field("processedAt")}
+            "gateway": gateway, "id": id_field, "name": name, "email": email, "customer_id": customer_id_field,
+            "sku": sku, "test": test, "source_name": source_name, "created_at": time_field(app, "createdAt"),
+            "updated_at": time_field(app, "updatedAt"), "processed_at": time_field(app, "processedAt")}
 
 
 def order_text(app):
@@ -405,27 +361,19 @@ def resolve_orders(_root, info, first=None, after=None, last=None, before=None, 
 def resolve_orders_count(_root, info, query=None, savedSearchId=None, limit=10000):
     require(info, "read_orders")
     app = info.context.app
-    n = len(run_search(info, app.store.orders(), query, order_search_fields(app), order_text(app)))
-    if limit is not None and n >= limit:
-        return {"count": limit, "precision": "AT_LEAST"}
-    return {"count": n, "precision": "EXACT"}
+    return count_payload(len(run_search(info, app.store.orders(), query, order_search_fields(app),
+                                        order_text(app))), limit)
 
 
 def resolve_order(_root, info, id):
     require(info, "read_orders")
-    parts = split_gid(id)
-    if parts is None or parts[0] != "Order":
-        raise resource_not_found(info, id)
-    rec = info.context.app.store.order(parts[1])
+    _num, rec = record_from_id(info, id, "Order", info.context.app.store.order)
     return OrderView(info.context.app, rec) if rec else None
 
 
 def resolve_customer(_root, info, id):
     require(info, "read_customers")
-    parts = split_gid(id)
-    if parts is None or parts[0] != "Customer":
-        raise resource_not_found(info, id)
-    rec = info.context.app.store.customer(parts[1])
+    _num, rec = record_from_id(info, id, "Customer", info.context.app.store.customer)
     return CustomerView(info.context.app, rec) if rec else None
 
 

@@ -90,3 +90,10 @@ def _safe_after(fn, k, ck) -> bool:
         return fn(k, ck)
     except TypeError:       # cursor value of another sort key: fall back to ids
         return fn((0, k[1]), (0, ck[1]))
+
+
+def count_payload(n: int, limit: int | None) -> dict:
+    """A ``…Count`` answer: exact, or ``limit`` AT_LEAST once ``n`` reaches it."""
+    if limit is not None and n >= limit:
+        return {"count": limit, "precision": "AT_LEAST"}
+    return {"count": n, "precision": "EXACT"}
