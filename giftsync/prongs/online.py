@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable, Iterable, Optional
 
 from ..crashpoints import reach
-from ..ports import CardBook, OrderKind, StatusRow
+from ..ports import CardBook, OrderEntry, OrderKind, ShopifyOrder, ShopifyOrders, StatusRow
+from .context import safe_call
 
 log = logging.getLogger("giftsync.online")
 
@@ -88,3 +90,68 @@ class Watermark:
         reach(self.point)
         self._row = self.book.write_status(row)
         self.value = target
+
+
+def run_steps(steps: Iterable[Callable[[], object]], stop: Callable[[], bool], logger: logging.Logger,
+              what: str) -> int:
+    """A prong's cycle: each step in turn until ``stop()``; a failing step is logged and counted
+    (the next one still runs). The number of failed steps."""
+    errors = 0
+    for step in steps:
+        if stop():
+            break
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 — a failing poll ends this step only
+            errors += 1
+            logger.warning("%s step failed error=%s reason=%r", what, type(exc).__name__,
+                           str(getattr(exc, "reason", ""))[:200])
+    return errors
+
+
+def resume_entries(entries: Iterable[OrderEntry], stop: Callable[[], bool], again: Callable[[OrderEntry], None],
+                   logger: logging.Logger, what: str) -> int:
+    """Work on each open registry row again (``again(entry)``) until ``stop()``; the number that failed."""
+    errors = 0
+    for entry in entries:
+        if stop():
+            break
+        if not safe_call(logger, what, entry.order_key, lambda e=entry: again(e)):
+            errors += 1
+    return errors
+
+
+Page = tuple[list[ShopifyOrder], Optional[str]]
+
+
+def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOrder], bool | None], *,
+                max_pages: int, stop: Callable[[], bool]) -> datetime | None:
+    """Page through ``fetch(cursor)`` (at most ``max_pages``), calling ``handle`` on each order until
+    ``stop()``. ``handle`` answers False for an order that failed. The newest ``updated_at`` seen —
+    held just before the oldest failed order's, so the watermark never moves over it."""
+    cursor: str | None = None
+    newest: datetime | None = None
+    failed_at: datetime | None = None
+    for _ in range(max_pages):
+        page, cursor = fetch(cursor)
+        for order in page:
+            if stop():
+                cursor = None
+                break
+            if handle(order) is False and order.updated_at is not None:
+                failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)
+            if order.updated_at is not None:
+                newest = order.updated_at if newest is None else max(newest, order.updated_at)
+        if not cursor:
+            break
+    if failed_at is not None and newest is not None:
+        newest = min(newest, failed_at - timedelta(microseconds=1))
+    return newest
+
+
+def tag_order(orders: ShopifyOrders, order: ShopifyOrder, tag: str, point: str) -> None:
+    """Add ``tag`` to the order unless it is empty or already there (``point``: the crash point before)."""
+    if not tag or tag.lower() in {t.lower() for t in order.tags}:
+        return
+    reach(point)
+    orders.tags_add(order.id, [tag])

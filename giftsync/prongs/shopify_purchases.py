@@ -43,7 +43,8 @@ from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, Ord
 from ..runtime.budget import NORMAL, priority
 from . import crm
 from .context import StoreContext, safe_call
-from .online import OnlineOptions, Watermark, numeric, order_key, order_source
+from .online import (OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders, resume_entries,
+                     run_steps, tag_order)
 from .options import StoreOptions
 
 log = logging.getLogger("giftsync.shopify_purchases")
@@ -135,16 +136,8 @@ class ShopifyPurchases:
     def run_once(self) -> PurchaseReport:
         report = self._report = PurchaseReport()
         started = self.ctx.clock.now()
-        for step in (self._resume_open, lambda: self._poll(started)):
-            if self.stop():
-                break
-            try:
-                with priority(NORMAL):
-                    step()
-            except Exception as exc:  # noqa: BLE001 — a failing poll ends this step only
-                report.errors += 1
-                log.warning("purchases step failed error=%s reason=%r", type(exc).__name__,
-                            str(getattr(exc, "reason", ""))[:200])
+        failed = run_steps((self._resume_open, lambda: self._poll(started)), self.stop, log, "purchases")
+        report.errors += failed
         log.info("shopify purchases cycle orders=%d issued=%d mirrored=%d waiting=%d skipped=%d errors=%d",
                  report.orders, report.cards_issued, report.cards_mirrored, report.waiting, report.skipped,
                  report.errors)
@@ -152,48 +145,38 @@ class ShopifyPurchases:
 
     def _resume_open(self) -> None:
         """Rows left Processing (a crash, a failed email) or Waiting (native cards late)."""
-        for entry in self.ctx.book.open_order_entries(OrderKind.PURCHASE):
-            if self.stop():
-                return
-
-            def again(e: OrderEntry = entry) -> None:
+        with priority(NORMAL):
+            def again(e: OrderEntry) -> None:
                 order = self.orders.order(e.shopify_id)
                 if order is None:
                     self._alert_once(e, "Order no longer visible in Shopify",
                                      f"order={e.order} registry row {e.order_key} is {e.status.value}")
                     return
                 self.process(order, e)
-            if not safe_call(log, "online purchase (resume)", entry.order_key, again):
-                self._report.errors += 1
+            failed = resume_entries(self.ctx.book.open_order_entries(OrderKind.PURCHASE), self.stop, again, log,
+                                    "online purchase (resume)")
+            self._report.errors += failed
 
     def _poll(self, started: datetime) -> None:
-        self.watermark.load()
-        since = self.watermark.since(self.online.overlap_seconds)
-        cursor: str | None = None
-        newest: datetime | None = None
-        failed_at: datetime | None = None
-        for _ in range(self.online.max_pages):
-            page, cursor = self.orders.orders(updated_after=since, financial_statuses=PURCHASE_STATUSES,
-                                              without_tag=self.online.order_tag, after_cursor=cursor,
-                                              page_size=self.online.page_size)
-            for order in page:
-                if self.stop():
-                    cursor = None
-                    break
-                if self.sells_gift_cards(order):
-                    ok = safe_call(log, "online purchase", order.name or order.id, lambda o=order: self.process(o))
-                    if not ok:
-                        self._report.errors += 1
-                        if order.updated_at is not None:
-                            failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)
-                if order.updated_at is not None:
-                    newest = order.updated_at if newest is None else max(newest, order.updated_at)
-            if not cursor:
-                break
-        if failed_at is not None and newest is not None:
-            newest = min(newest, failed_at - timedelta(microseconds=1))
-        self.watermark.advance(newest, started, now=self.ctx.clock.now(),
-                               details=f"orders={self._report.orders} errors={self._report.errors}")
+        with priority(NORMAL):
+            self.watermark.load()
+            since = self.watermark.since(self.online.overlap_seconds)
+
+            def fetch(cursor: str | None):
+                return self.orders.orders(updated_after=since, financial_statuses=PURCHASE_STATUSES,
+                                          without_tag=self.online.order_tag, after_cursor=cursor,
+                                          page_size=self.online.page_size)
+
+            def handle(order: ShopifyOrder) -> bool | None:
+                if not self.sells_gift_cards(order):
+                    return None
+                ok = safe_call(log, "online purchase", order.name or order.id, lambda: self.process(order))
+                if not ok:
+                    self._report.errors += 1
+                return ok
+            newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop)
+            self.watermark.advance(newest, started, now=self.ctx.clock.now(),
+                                   details=f"orders={self._report.orders} errors={self._report.errors}")
 
     def sells_gift_cards(self, order: ShopifyOrder) -> bool:
         return any(l.is_gift_card or self.online.is_giftsync_sku(l.sku) for l in order.lines)
@@ -509,11 +492,7 @@ class ShopifyPurchases:
         self._tag(order)
 
     def _tag(self, order: ShopifyOrder) -> None:
-        tag = self.online.order_tag
-        if not tag or tag.lower() in {t.lower() for t in order.tags}:
-            return
-        reach("purchase.tag")
-        self.orders.tags_add(order.id, [tag])
+        tag_order(self.orders, order, self.online.order_tag, "purchase.tag")
 
     def _alert_once(self, entry: OrderEntry, subject: str, details: str) -> None:
         self.ctx.notifier.alert(f"order-stuck:{entry.order_key}", subject, details,

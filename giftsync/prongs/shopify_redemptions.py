@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 from ..crashpoints import reach
@@ -30,7 +30,8 @@ from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, Ord
 from ..runtime.budget import BACKGROUND, NORMAL, priority
 from . import crm
 from .context import StoreContext, safe_call
-from .online import OnlineOptions, Watermark, numeric, order_key, order_source
+from .online import (OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders, resume_entries,
+                     run_steps, tag_order)
 from .options import StoreOptions
 from .reconcile import ReconcileReport, Reconciler
 
@@ -82,15 +83,8 @@ class ShopifyRedemptions:
         steps: list[Callable[[], object]] = [self._resume_open, lambda: self._poll(started)]
         if self.reconciler is not None:
             steps.append(lambda: self._walk(started))
-        for step in steps:
-            if self.stop():
-                break
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001 — a failing poll ends this step only
-                report.errors += 1
-                log.warning("redemptions step failed error=%s reason=%r", type(exc).__name__,
-                            str(getattr(exc, "reason", ""))[:200])
+        failed = run_steps(steps, self.stop, log, "redemptions")
+        report.errors += failed
         log.info("shopify redemptions cycle orders=%d redeemed=%d credited=%d skipped_cards=%d adjusted=%d errors=%d",
                  report.orders, report.redeemed, report.credited, report.skipped_cards, report.adjusted,
                  report.errors)
@@ -105,47 +99,34 @@ class ShopifyRedemptions:
     def _resume_open(self) -> None:
         with priority(NORMAL):
             entries = self.ctx.book.open_order_entries(OrderKind.REDEMPTION)
-        for entry in entries:
-            if self.stop():
-                return
 
-            def again(e: OrderEntry = entry) -> None:
-                with priority(NORMAL):
-                    order = self.orders.order(e.shopify_id)
-                    if order is None:
-                        log.warning("registry row open but order not visible key=%s", e.order_key)
-                        return
-                    self.process(order, e)
-            if not safe_call(log, "online redemption (resume)", entry.order_key, again):
-                self._report.errors += 1
+        def again(e: OrderEntry) -> None:
+            with priority(NORMAL):
+                order = self.orders.order(e.shopify_id)
+                if order is None:
+                    log.warning("registry row open but order not visible key=%s", e.order_key)
+                    return
+                self.process(order, e)
+        failed = resume_entries(entries, self.stop, again, log, "online redemption (resume)")
+        self._report.errors += failed
 
     def _poll(self, started: datetime) -> None:
         with priority(NORMAL):
             self.watermark.load()
         since = self.watermark.since(self.online.overlap_seconds)
-        cursor: str | None = None
-        newest: datetime | None = None
-        failed_at: datetime | None = None
-        for _ in range(self.online.max_pages):
+
+        def fetch(cursor: str | None):
             with priority(NORMAL):
-                page, cursor = self.orders.orders(updated_after=since, financial_statuses=REDEMPTION_STATUSES,
-                                                  gift_card_payments_only=True, after_cursor=cursor,
-                                                  page_size=self.online.page_size)
-            for order in page:
-                if self.stop():
-                    cursor = None
-                    break
-                ok = safe_call(log, "online redemption", order.name or order.id, lambda o=order: self.process(o))
-                if not ok:
-                    self._report.errors += 1
-                    if order.updated_at is not None:
-                        failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)
-                if order.updated_at is not None:
-                    newest = order.updated_at if newest is None else max(newest, order.updated_at)
-            if not cursor:
-                break
-        if failed_at is not None and newest is not None:
-            newest = min(newest, failed_at - timedelta(microseconds=1))
+                return self.orders.orders(updated_after=since, financial_statuses=REDEMPTION_STATUSES,
+                                          gift_card_payments_only=True, after_cursor=cursor,
+                                          page_size=self.online.page_size)
+
+        def handle(order: ShopifyOrder) -> bool:
+            ok = safe_call(log, "online redemption", order.name or order.id, lambda: self.process(order))
+            if not ok:
+                self._report.errors += 1
+            return ok
+        newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop)
         with priority(NORMAL):
             self.watermark.advance(newest, started, now=self.ctx.clock.now(),
                                    details=f"orders={self._report.orders} errors={self._report.errors}")
@@ -258,8 +239,4 @@ class ShopifyRedemptions:
         self._tag(order)
 
     def _tag(self, order: ShopifyOrder) -> None:
-        tag = self.online.redemption_tag
-        if not tag or tag.lower() in {t.lower() for t in order.tags}:
-            return
-        reach("online_redeem.tag")
-        self.orders.tags_add(order.id, [tag])
+        tag_order(self.orders, order, self.online.redemption_tag, "online_redeem.tag")
