@@ -235,65 +235,55 @@ def balance_fields(balance: Money, synced_at: datetime) -> dict[str, Any]:
 
 
 # -- forms ---------------------------------------------------------------------------------
+def _form_cells(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What every form row has: its id, Status, Outcome, Notified, created and Processed At."""
+    f = record.get("fields", {})
+    return dict(record_id=record["id"], status=_text(f, FormF.STATUS), outcome=_text(f, FormF.OUTCOME),
+                notified=bool(f.get(FormF.NOTIFIED, False)), created=created_time(record),
+                processed_at=datetime_from_cell(f.get(FormF.PROCESSED_AT)))
+
+
+def _claimed_form_cells(record: Mapping[str, Any], cards: str) -> dict[str, Any]:
+    """A form worked on under a claim (redemption, card request): the common cells plus Attempt,
+    Reason, card and store links, Staff and the raw Amount."""
+    f = record.get("fields", {})
+    return dict(_form_cells(record), attempt=_text(f, FormF.ATTEMPT), reason=_text(f, FormF.REASON),
+                card_ids=_links(f, cards), store_ids=_links(f, FormF.STORE), staff=_text(f, FormF.STAFF),
+                amount_raw=_raw_number(f.get(FormF.AMOUNT)))
+
+
 def redemption_from_record(record: Mapping[str, Any]) -> RedemptionForm:
     f = record.get("fields", {})
     return RedemptionForm(
-        record_id=record["id"],
+        **_claimed_form_cells(record, FormF.CARD),
         code_raw=f.get(FormF.CODE),
-        amount_raw=_raw_number(f.get(FormF.AMOUNT)),
-        store_ids=_links(f, FormF.STORE),
-        staff=_text(f, FormF.STAFF),
         note=_text(f, FormF.NOTE),
-        status=_text(f, FormF.STATUS),
-        attempt=_text(f, FormF.ATTEMPT),
-        card_ids=_links(f, FormF.CARD),
-        outcome=_text(f, FormF.OUTCOME),
-        notified=bool(f.get(FormF.NOTIFIED, False)),
-        created=created_time(record),
-        reason=_text(f, FormF.REASON),
         balance_after=decimal_from_cell(f.get(FormF.BALANCE_AFTER)),
-        processed_at=datetime_from_cell(f.get(FormF.PROCESSED_AT)),
     )
 
 
 def card_request_from_record(record: Mapping[str, Any]) -> CardRequestForm:
     f = record.get("fields", {})
     return CardRequestForm(
-        record_id=record["id"],
-        amount_raw=_raw_number(f.get(FormF.AMOUNT)),
+        **_claimed_form_cells(record, FormF.CARDS),
         quantity_raw=f.get(FormF.QUANTITY),
         kind=_text(f, FormF.KIND),
         serials_raw=_text(f, FormF.SERIALS),
-        store_ids=_links(f, FormF.STORE),
         recipient_name=_text(f, FormF.RECIPIENT_NAME),
         recipient_email=_text(f, FormF.RECIPIENT_EMAIL),
         purchaser_name=_text(f, FormF.PURCHASER_NAME),
         purchaser_email=_text(f, FormF.PURCHASER_EMAIL),
         is_gift=bool(f.get(FormF.IS_GIFT, False)),
         message=_text(f, FormF.MESSAGE),
-        staff=_text(f, FormF.STAFF),
-        status=_text(f, FormF.STATUS),
-        attempt=_text(f, FormF.ATTEMPT),
-        card_ids=_links(f, FormF.CARDS),
-        outcome=_text(f, FormF.OUTCOME),
-        notified=bool(f.get(FormF.NOTIFIED, False)),
-        created=created_time(record),
-        reason=_text(f, FormF.REASON),
-        processed_at=datetime_from_cell(f.get(FormF.PROCESSED_AT)),
     )
 
 
 def balance_check_from_record(record: Mapping[str, Any]) -> BalanceCheckForm:
     f = record.get("fields", {})
     return BalanceCheckForm(
-        record_id=record["id"],
+        **_form_cells(record),
         code_raw=f.get(FormF.CODE),
         email_raw=f.get(FormF.EMAIL),
-        status=_text(f, FormF.STATUS),
-        outcome=_text(f, FormF.OUTCOME),
-        notified=bool(f.get(FormF.NOTIFIED, False)),
-        created=created_time(record),
-        processed_at=datetime_from_cell(f.get(FormF.PROCESSED_AT)),
     )
 
 
@@ -318,22 +308,35 @@ def receipt_fields(receipt: Receipt) -> dict[str, Any]:
     _put(out, ReceiptF.CORRELATION_ID, receipt.correlation_id)
     details = receipt.details
     if receipt.extra:
-        line = EXTRA_PREFIX + json.dumps(receipt.extra, sort_keys=True, default=str, ensure_ascii=False)
-        details = f"{details}\n{line}" if details else line
+        details = _with_last_line(details, EXTRA_PREFIX + json.dumps(receipt.extra, sort_keys=True, default=str,
+                                                                     ensure_ascii=False))
     _put(out, ReceiptF.DETAILS, details)
     return out
 
 
-def _split_details(text: str) -> tuple[str, dict]:
+def _with_last_line(details: str, line: str) -> str:
+    """``details`` with ``line`` appended as its last line (``line`` alone when there are none)."""
+    return f"{details}\n{line}" if details else line
+
+
+def _last_line(text: str, prefix: str) -> tuple[str, str | None]:
+    """(the text before, what follows ``prefix``) when the last line starts with ``prefix``; else (text, None)."""
     head, sep, last = text.rpartition("\n")
     candidate = last if sep else text
-    if candidate.startswith(EXTRA_PREFIX):
+    if candidate.startswith(prefix):
+        return (head if sep else ""), candidate[len(prefix):]
+    return text, None
+
+
+def _split_details(text: str) -> tuple[str, dict]:
+    head, payload = _last_line(text, EXTRA_PREFIX)
+    if payload is not None:
         try:
-            extra = json.loads(candidate[len(EXTRA_PREFIX):])
+            extra = json.loads(payload)
         except ValueError:
             return text, {}
         if isinstance(extra, dict):
-            return (head if sep else ""), extra
+            return head, extra
     return text, {}
 
 
@@ -399,11 +402,9 @@ TRANSACTIONS_PREFIX = "Transactions: "
 
 
 def _split_transactions(text: str) -> tuple[str, list[str]]:
-    head, sep, last = text.rpartition("\n")
-    candidate = last if sep else text
-    if candidate.startswith(TRANSACTIONS_PREFIX):
-        ids = [t for t in candidate[len(TRANSACTIONS_PREFIX):].split() if t]
-        return (head if sep else ""), ids
+    head, payload = _last_line(text, TRANSACTIONS_PREFIX)
+    if payload is not None:
+        return head, [t for t in payload.split() if t]
     return text, []
 
 
@@ -432,8 +433,7 @@ def order_entry_fields(entry: OrderEntry) -> dict[str, Any]:
         raise ValueError("a registry row needs its Order Key (the upsert key)")
     details = entry.details or ""
     if entry.transactions:
-        line = TRANSACTIONS_PREFIX + " ".join(entry.transactions)
-        details = f"{details}\n{line}" if details else line
+        details = _with_last_line(details, TRANSACTIONS_PREFIX + " ".join(entry.transactions))
     return {
         OrderF.ORDER_KEY: entry.order_key,
         OrderF.ORDER: entry.order or None,
