@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
 
 import pytest
 
@@ -20,7 +19,6 @@ from giftsync.adapters.airtable import AirtableCardBook
 from giftsync.adapters.airtable.schema import compare_schema
 from giftsync.bootstrap import build_app
 from giftsync.config import Settings, env_names
-from giftsync.runtime import logs
 from giftsync.sandbox import start_twin
 from giftsync.sandbox.airtable.seed import base_seed_from_schema, load_base_schema
 
@@ -75,14 +73,7 @@ def env_of(servers, **changes) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(autouse=True)
-def _clean_logging():
-    yield
-    logs.clear_sensitive()
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_giftsync_handler", False):
-            root.removeHandler(h)
+pytestmark = pytest.mark.usefixtures("clean_giftsync_logging")
 
 
 @pytest.fixture

@@ -7,14 +7,12 @@ import io
 from datetime import timedelta
 
 import pytest
+from twins import running_twins, twin_settings
 
 from giftsync import cli
 from giftsync.bootstrap import build_app
-from giftsync.config import Settings
 from giftsync.ports import StatusRow
-from giftsync.runtime import logs
 from giftsync.runtime.lease import LEASE_ROW, OFFLINE, ONLINE
-from giftsync.sandbox import start_twin
 from giftsync.sandbox.airtable.seed import base_seed_from_schema, load_base_schema
 
 TOKEN = "patRuntimeTwin000.0123456789abcdef0123456789abcdef"
@@ -23,6 +21,8 @@ SHOP_TOKEN = "shpat_0123456789abcdef0123456789abcdef"
 KEY = "pk_runtime_0123456789abcdefghij"
 STORE = "recStoreA00000001"
 CODE = "AAAA1111BBBB2222"
+
+pytestmark = pytest.mark.usefixtures("clean_giftsync_logging")
 
 
 @pytest.fixture
@@ -33,39 +33,15 @@ def twins():
                                                              "Active": True}}]
     tables["Store Redemptions"]["records"] = [{"fields": {"Code": "aaaa-1111-bbbb-2222", "Amount": 10,
                                                           "Store": [STORE]}}]
-    servers = [
-        start_twin("airtable", seed=seed, rate_limit=False, token=TOKEN),
-        start_twin("shopify", seed={"giftCards": [{"code": CODE, "initialValue": "50.00"}]},
-                   tokens={SHOP_TOKEN: ["read_gift_cards", "write_gift_cards", "read_gift_card_transactions",
-                                        "write_gift_card_transactions", "read_orders", "write_orders",
-                                        "read_customers", "write_customers"]}),
-        start_twin("klaviyo", api_key=KEY, rate_limit=False),
-    ]
-    yield servers
-    for s in servers:
-        s.stop()
+    with running_twins(seed, token=TOKEN, shop_seed={"giftCards": [{"code": CODE, "initialValue": "50.00"}]},
+                       shop_token=SHOP_TOKEN, key=KEY) as servers:
+        yield servers
 
 
 @pytest.fixture
 def settings(twins):
-    at, sh, kl = twins
-    return Settings.from_mapping({
-        "AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": BASE, "SHOPIFY_SHOP": "runtime-test",
-        "SHOPIFY_ACCESS_TOKEN": SHOP_TOKEN, "KLAVIYO_API_KEY": KEY, "GIFTSYNC_CODE_SECRET": "z" * 40,
-        "GIFTSYNC_ADMIN_EMAIL": "admin@example.test", "AIRTABLE_API_URL": at.url, "SHOPIFY_ADMIN_URL": sh.url,
-        "KLAVIYO_API_URL": kl.url, "GIFTSYNC_LEASE_SETTLE_SECONDS": "0.1", "GIFTSYNC_AIRTABLE_RATE": "50",
-    })
-
-
-@pytest.fixture(autouse=True)
-def _clean_logging():
-    yield
-    logs.clear_sensitive()
-    import logging
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_giftsync_handler", False):
-            root.removeHandler(h)
+    return twin_settings(twins, token=TOKEN, base=BASE, shop="runtime-test", shop_token=SHOP_TOKEN, key=KEY,
+                         secret="z" * 40)
 
 
 def test_once_redeems_through_the_real_adapters(settings):

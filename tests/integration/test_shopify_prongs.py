@@ -9,19 +9,18 @@ import time
 from decimal import Decimal
 
 import pytest
+from twins import running_twins, twin_settings
 
 from giftsync import cli
 from giftsync.bootstrap import build_app, online_options, store_options
-from giftsync.config import Settings
 from giftsync.domain.ledger import Activity, ledger_balance
 from giftsync.ports import OrderKind, OrderStatus
 from giftsync.prongs.online import order_key
 from giftsync.prongs.shopify_purchases import ShopifyPurchases
-from giftsync.runtime import logs
-from giftsync.sandbox import start_twin
 from giftsync.sandbox.airtable.seed import base_seed_from_schema, load_base_schema
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.usefixtures("clean_giftsync_logging")]
 
 TOKEN = "patShopifyProngs0.0123456789abcdef0123456789abcdef"
 BASE = "appGiftsyncSandbx"
@@ -39,31 +38,21 @@ SEED = {
     "giftCards": [{"code": "NEVERMIRRORED01", "initialValue": "40.00", "note": "issued before giftsync"}],
 }
 CLAIM_SECONDS = 2      # the order overlap, also the window in which an order may claim a movement
-SCOPES = ["read_gift_cards", "write_gift_cards", "read_gift_card_transactions", "write_gift_card_transactions",
-          "read_orders", "write_orders", "read_customers", "write_customers"]
 
 
 @pytest.fixture
 def twins():
     seed = base_seed_from_schema(load_base_schema(), base_id=BASE)
-    servers = [start_twin("airtable", seed=seed, rate_limit=False, token=TOKEN),
-               start_twin("shopify", seed=SEED, tokens={SHOP_TOKEN: SCOPES}, restore_rate=5000, bucket_size=20000),
-               start_twin("klaviyo", api_key=KEY, rate_limit=False)]
-    yield servers
-    for s in servers:
-        s.stop()
+    with running_twins(seed, token=TOKEN, shop_seed=SEED, shop_token=SHOP_TOKEN, key=KEY, restore_rate=5000,
+                       bucket_size=20000) as servers:
+        yield servers
 
 
 @pytest.fixture
 def settings(twins):
-    at, sh, kl = twins
-    return Settings.from_mapping({
-        "AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": BASE, "SHOPIFY_SHOP": "prongs-test",
-        "SHOPIFY_ACCESS_TOKEN": SHOP_TOKEN, "KLAVIYO_API_KEY": KEY, "GIFTSYNC_CODE_SECRET": "q" * 40,
-        "GIFTSYNC_ADMIN_EMAIL": "admin@example.test", "AIRTABLE_API_URL": at.url, "SHOPIFY_ADMIN_URL": sh.url,
-        "KLAVIYO_API_URL": kl.url, "GIFTSYNC_LEASE_SETTLE_SECONDS": "0.1", "GIFTSYNC_AIRTABLE_RATE": "50",
-        "GIFTSYNC_GIFT_CARD_SKUS": SKU, "GIFTSYNC_ORDER_OVERLAP_SECONDS": str(CLAIM_SECONDS),
-    })
+    return twin_settings(twins, token=TOKEN, base=BASE, shop="prongs-test", shop_token=SHOP_TOKEN, key=KEY,
+                         secret="q" * 40, GIFTSYNC_GIFT_CARD_SKUS=SKU,
+                         GIFTSYNC_ORDER_OVERLAP_SECONDS=str(CLAIM_SECONDS))
 
 
 @pytest.fixture
@@ -71,17 +60,6 @@ def app(settings):
     app = build_app(settings)
     yield app
     app.close()
-
-
-@pytest.fixture(autouse=True)
-def _clean_logging():
-    yield
-    logs.clear_sensitive()
-    import logging
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_giftsync_handler", False):
-            root.removeHandler(h)
 
 
 def cycle(app, name):

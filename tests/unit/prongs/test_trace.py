@@ -13,7 +13,6 @@ from giftsync.bootstrap import build_fakes
 from giftsync.config import Settings
 from giftsync.domain.emails import Metric
 from giftsync.ports import FormTable
-from giftsync.runtime import logs
 
 ENV = {
     "AIRTABLE_TOKEN": "patAbCdEfGhIjKlMn0.0123456789abcdef0123456789abcdef",
@@ -28,15 +27,7 @@ ENV = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _clean_logging():
-    yield
-    logs.clear_sensitive()
-    import logging
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_giftsync_handler", False):
-            root.removeHandler(h)
+pytestmark = pytest.mark.usefixtures("clean_giftsync_logging")
 
 
 def trace(app, settings, ref):

@@ -17,7 +17,6 @@ from giftsync.bootstrap import build_fakes
 from giftsync.config import Settings
 from giftsync.errors import RetriableError
 from giftsync.ports import FormTable, StatusRow
-from giftsync.runtime import logs
 from giftsync.runtime.lease import LEASE_ROW, OFFLINE, ONLINE
 
 CODE = "ABCDEFGHJKMNPQRS"
@@ -38,15 +37,7 @@ def settings():
     return Settings.from_mapping(ENV)
 
 
-@pytest.fixture(autouse=True)
-def _clean_logging():
-    yield
-    logs.clear_sensitive()
-    import logging
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_giftsync_handler", False):
-            root.removeHandler(h)
+pytestmark = pytest.mark.usefixtures("clean_giftsync_logging")
 
 
 def run_cli(argv, app, settings, capsys=None):
