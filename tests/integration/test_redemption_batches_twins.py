@@ -11,7 +11,9 @@ from giftsync.bootstrap import build_app
 from giftsync.domain.cards import CardKind, CardSource, MirrorCard
 from giftsync.domain.money import Money
 
-from .test_runtime_twins import BASE, STORE, _clean_logging, settings, twins  # noqa: F401 — fixtures
+from .test_runtime_twins import BASE, STORE, settings, twins  # noqa: F401 — fixtures
+
+pytestmark = pytest.mark.usefixtures("clean_giftsync_logging")
 
 CODES = [f"BTCH{n:04d}QRST{n:04d}" for n in range(8)]
 
