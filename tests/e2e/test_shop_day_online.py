@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections import Counter
-from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from requests.adapters import HTTPAdapter
+from staff_day import StaffDay, d, when
 
 from giftsync.sandbox.world import SandboxWorld
 
@@ -34,72 +31,24 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 STAFF_AGENT = "giftsync-e2e-online-staff"
 REQUEST_GAP = 0.3                # staff + observer: at most ~3 Airtable requests/s
-WAIT = 90.0                      # deadline of one awaited condition (seconds)
 CLAIM = 4                        # order overlap = the window in which an order claims a movement
 RED = "Store Redemptions"
 DELIVERED = "Gift Card Delivered"
-
-
-class _Paced(HTTPAdapter):
-    def __init__(self, gap: float) -> None:
-        super().__init__()
-        self.gap = gap
-        self._lock = threading.Lock()
-        self._last = 0.0
-
-    def send(self, request, **kwargs):
-        with self._lock:
-            pause = self._last + self.gap - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            self._last = time.monotonic()
-        return super().send(request, **kwargs)
-
-
-def d(value) -> Decimal:
-    return Decimal(str(value)).quantize(Decimal("0.01"))
-
-
-def when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def num(gid: str) -> str:
     return gid.rsplit("/", 1)[-1]
 
 
-class Day:
+class Day(StaffDay):
+    label = "online day"
+
     def __init__(self, world: SandboxWorld) -> None:
-        self.world = world
-        self.api = world.airtable_api(timeout=(3, 15), retry_strategy=None)
-        self.api.session.mount("http://", _Paced(REQUEST_GAP))
-        self.api.session.headers["User-Agent"] = STAFF_AGENT
+        super().__init__(world, gap=REQUEST_GAP, agent=STAFF_AGENT)
         self.daemon = None
-        self.started = time.monotonic()
 
-    def table(self, name: str):
-        return self.api.table(self.world.base_id, name)
-
-    def submit(self, table: str, fields: dict) -> str:
-        return self.table(table).create(fields, typecast=True)["id"]
-
-    def rows(self, table: str) -> dict[str, dict]:
-        return {r["id"]: r["fields"] for r in self.table(table).all()}
-
-    def mark(self, phase: str) -> None:
-        print(f"[online day +{time.monotonic() - self.started:6.1f}s] {phase}", flush=True)
-
-    def until(self, predicate, what: str, timeout: float = WAIT, interval: float = 0.5):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if self.daemon is not None and not self.daemon.alive():
-                pytest.fail(f"the daemon exited while waiting for {what}:\n" + self.tail())
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}:\n" + self.tail())
-            time.sleep(interval)
+    def daemon_down(self) -> str | None:
+        return "the daemon exited" if self.daemon is not None and not self.daemon.alive() else None
 
     def tail(self, n: int = 80) -> str:
         return "\n".join(self.daemon.output()[-n:]) if self.daemon else ""

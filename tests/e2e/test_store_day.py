@@ -26,15 +26,14 @@ import json
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from requests.adapters import HTTPAdapter
+from staff_day import StaffDay, d, when
 
 from giftsync.sandbox.world import DaemonProcess, SandboxWorld
 
@@ -43,44 +42,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
 STAFF_AGENT = "giftsync-e2e-staff"
 REQUEST_GAP = 0.4                # staff + observer: at most 2.5 Airtable requests/s
 BULK = 30
-WAIT = 90.0                      # deadline of one awaited condition (seconds)
 
 
-class _Paced(HTTPAdapter):
-    """Keeps this test's own Airtable traffic at most one request per ``gap`` seconds."""
-
-    def __init__(self, gap: float) -> None:
-        super().__init__()
-        self.gap = gap
-        self._lock = threading.Lock()
-        self._last = 0.0
-
-    def send(self, request, **kwargs):
-        with self._lock:
-            pause = self._last + self.gap - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            self._last = time.monotonic()
-        return super().send(request, **kwargs)
-
-
-def d(value) -> Decimal:
-    return Decimal(str(value)).quantize(Decimal("0.01"))
-
-
-def when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-class Day:
+class Day(StaffDay):
     """The world, the staff's Airtable client and the daemons started so far."""
 
+    label = "store day"
+
     def __init__(self, world: SandboxWorld, root: Path) -> None:
-        self.world = world
+        super().__init__(world, gap=REQUEST_GAP, agent=STAFF_AGENT)
         self.root = root
-        self.api = world.airtable_api(timeout=(3, 15), retry_strategy=None)
-        self.api.session.mount("http://", _Paced(REQUEST_GAP))
-        self.api.session.headers["User-Agent"] = STAFF_AGENT
         # Short intervals and a short lease; the lease is renewed every 2 s (read + write) so
         # that it does not take half of the daemon's Airtable budget.
         self.env = world.daemon_env(
@@ -90,18 +61,7 @@ class Day:
             GIFTSYNC_BALANCE_CHECK_LIMIT="2", GIFTSYNC_LOG_LEVEL="INFO")
         self.daemons: list[DaemonProcess] = []      # daemons of the day (`run`)
         self.others: list[DaemonProcess] = []       # refused ones: their output is scanned too
-        self.started = time.monotonic()
         self.overlap = (0.0, 0.0)                   # while the refused daemon ran next to the first
-
-    # -- Airtable, as staff and customers use it --------------------------------------------
-    def table(self, name: str):
-        return self.api.table(self.world.base_id, name)
-
-    def submit(self, table: str, fields: dict) -> str:
-        return self.table(table).create(fields, typecast=True)["id"]
-
-    def rows(self, table: str) -> dict[str, dict]:
-        return {r["id"]: r["fields"] for r in self.table(table).all()}
 
     # -- daemons ------------------------------------------------------------------------------
     def start_daemon(self, *args: str) -> DaemonProcess:
@@ -126,22 +86,8 @@ class Day:
         self.until(lambda: not daemon.alive(), what, check_daemons=False)
         return daemon.returncode
 
-    def mark(self, phase: str) -> None:
-        """A progress note (shown with the test's output when it fails)."""
-        print(f"[store day +{time.monotonic() - self.started:6.1f}s] {phase}", flush=True)
-
-    def until(self, predicate, what: str, timeout: float = WAIT, interval: float = 0.5, check_daemons: bool = True):
-        """Poll ``predicate`` until it returns something truthy; fail with the daemon's output tail."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if check_daemons and self.daemons and not any(dm.alive() for dm in self.daemons):
-                pytest.fail(f"no daemon running while waiting for {what}:\n" + self.tail())
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}:\n" + self.tail())
-            time.sleep(interval)
+    def daemon_down(self) -> str | None:
+        return "no daemon running" if self.daemons and not any(dm.alive() for dm in self.daemons) else None
 
     def tail(self, n: int = 60) -> str:
         out = []
