@@ -20,6 +20,9 @@ from urllib.parse import urlparse
 
 from .errors import ConfigError
 
+# Every shop's permanent admin domain ends with this; SHOPIFY_SHOP may name just the handle.
+SHOP_DOMAIN_SUFFIX = ".myshopify.com"
+
 DEFAULT_SHOPIFY_API_VERSION = "2026-07"
 MIN_CODE_SECRET_LENGTH = 32
 PRONGS = ("store", "shopify-purchases", "shopify-redemptions", "reconcile")
@@ -262,8 +265,8 @@ def _shop(raw: str) -> str:
     value = raw.strip().lower()
     value = re.sub(r"^https?://", "", value).rstrip("/")
     if re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
-        value += ".myshopify.com"
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*\.myshopify\.com", value):
+        value += SHOP_DOMAIN_SUFFIX
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*" + re.escape(SHOP_DOMAIN_SUFFIX), value):
         raise ValueError(f"malformed: expected your-shop.myshopify.com, got {raw!r}")
     return value
 

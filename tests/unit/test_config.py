@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from giftsync.config import Secret, Settings, env_names, secret_env_names
+from giftsync.config import SHOP_DOMAIN_SUFFIX, Secret, Settings, env_names, secret_env_names
 from giftsync.errors import ConfigError
 from giftsync.runtime import logs
 
@@ -19,7 +19,7 @@ CODE_SECRET = "s3cr3t-" + "q" * 40
 VALID = {
     "AIRTABLE_TOKEN": TOKEN,
     "AIRTABLE_BASE_ID": "appAbCdEfGhIjKlMn",
-    "SHOPIFY_SHOP": "demo-shop.myshopify.com",
+    "SHOPIFY_SHOP": "demo-shop" + SHOP_DOMAIN_SUFFIX,
     "SHOPIFY_ACCESS_TOKEN": SHOP_TOKEN,
     "KLAVIYO_API_KEY": KLAVIYO,
     "GIFTSYNC_CODE_SECRET": CODE_SECRET,
@@ -151,8 +151,8 @@ def test_secrets_never_in_log_output():
 
 
 def test_shop_is_normalised():
-    assert load(SHOPIFY_SHOP="Demo-Shop").shopify_shop == "demo-shop.myshopify.com"
-    assert load(SHOPIFY_SHOP="https://demo.myshopify.com/").shopify_shop == "demo.myshopify.com"
+    assert load(SHOPIFY_SHOP="Demo-Shop").shopify_shop == "demo-shop" + SHOP_DOMAIN_SUFFIX
+    assert load(SHOPIFY_SHOP=f"https://demo{SHOP_DOMAIN_SUFFIX}/").shopify_shop == "demo" + SHOP_DOMAIN_SUFFIX
 
 
 def test_twin_urls_are_kept_without_trailing_slash():

@@ -6,7 +6,7 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
-from giftsync.config import Settings, check_each, default_value, env_names
+from giftsync.config import SHOP_DOMAIN_SUFFIX, Settings, check_each, default_value, env_names
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.env"
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
@@ -58,4 +58,4 @@ def test_filled_in_it_loads(tmp_path):
     path = tmp_path / "giftsync.env"
     path.write_text(text, encoding="utf-8")
     settings = Settings.load({}, env_file=path)
-    assert settings.shopify_shop == "example-shop.myshopify.com" and settings.airtable_api_url is None
+    assert settings.shopify_shop == "example-shop" + SHOP_DOMAIN_SUFFIX and settings.airtable_api_url is None
