@@ -22,9 +22,8 @@ from datetime import datetime
 from typing import Callable
 
 from ..crashpoints import reach
-from ..domain.cards import CardSource, MirrorCard
 from ..domain.codes import CodeHasher, mask
-from ..domain.ledger import OPENINGS, Activity, Channel
+from ..domain.ledger import Activity, Channel
 from ..errors import RetriableError
 from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, OrderKind, OrderPayment, OrderStatus,
                      ShopifyOrder, ShopifyOrders)
@@ -193,17 +192,14 @@ class ShopifyRedemptions:
             raise RetriableError("shopify", "a card paid with is not readable; retried next cycle")
         amount = payment.amount if refund else -payment.amount
         same = amount.currency == shop.balance.currency
-        opened = self._in_opening(mirror, payment)
         now = self.ctx.clock.now()
         self.ctx.write_receipts("online_redeem.receipt", [self.ctx.receipt(
             f"online:{numeric(order.id)}:{numeric(payment.id)}", Activity.CREDIT if refund else Activity.REDEEM,
             channel=Channel.ONLINE, card_record_id=mirror.record_id, card_masked=mirror.masked,
-            amount=amount if same and not opened else None, balance_after=shop.balance, source=source,
+            amount=amount if same else None, balance_after=shop.balance, source=source,
             outcome="Refunded to card" if refund else "Redeemed online", correlation_id=payment.id,
             details=f"order {order.name} transaction {numeric(payment.id)} {payment.kind}"
-                    + ("" if same else f" amount {payment.amount} (order currency)")
-                    + (f" amount {payment.amount} already in the card's opening balance (mirrored after "
-                       f"this transaction)" if opened else ""))])
+                    + ("" if same else f" amount {payment.amount} (order currency)"))])
         reach("online_redeem.balance")
         self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
         if refund:
@@ -222,18 +218,6 @@ class ShopifyRedemptions:
         log.info("online %s order=%s card=%s amount=%s balance_after=%s", "credit" if refund else "redemption",
                  order.name, mirror.masked, payment.amount, shop.balance)
         return mirror.record_id
-
-    def _in_opening(self, mirror: MirrorCard, payment: OrderPayment) -> bool:
-        """True when the transaction is already inside the card's opening balance: a card
-        giftsync mirrored from Shopify (or imported) after it was paid with or refunded to online
-        opens with the balance Shopify held then, this movement included. Its receipt then
-        carries no amount, or the ledger would count the movement twice (ADR 0004). Cards
-        giftsync issued open before any use, so their receipts are not read for this."""
-        if mirror.source not in (CardSource.SHOPIFY_NATIVE, CardSource.IMPORTED) or payment.processed_at is None:
-            return False
-        openings = [r.time for r in self.ctx.book.receipts_for_card(mirror.record_id)
-                    if r.activity in OPENINGS and r.balance_after is not None]
-        return bool(openings) and payment.processed_at < min(openings)
 
     def _finish(self, order: ShopifyOrder, entry: OrderEntry, handled: set[str], applied: list[str],
                 skipped: list[str], cards: list[str]) -> None:
