@@ -48,7 +48,7 @@ def _insert(world: SandboxWorld, fields: dict) -> str:
 
 def guess_run(workdir: Path, *, guesses: int = GUESSES, seed: int = 66, out=sys.stdout) -> GuessResult:
     shutil.rmtree(workdir, ignore_errors=True)
-    world = SandboxWorld(workdir, processes=False, airtable_options={"rate_limit": False},
+    world = SandboxWorld(workdir, processes=False, persist=False, airtable_options={"rate_limit": False},
                          shopify_options=dict(SHOPIFY_OPTIONS), klaviyo_options={"rate_limit": False}).start()
     rng = random.Random(seed)
     result = GuessResult(ok=False)

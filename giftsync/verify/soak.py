@@ -278,7 +278,8 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
          backlog: int = 150, drain_seconds: float = 900.0, out=sys.stdout) -> SoakResult:
     t0 = time.time()
     shutil.rmtree(workdir, ignore_errors=True)
-    world = SandboxWorld(workdir, processes=False,
+    # persist=False: a twin that saves its whole state after every write turns a long soak quadratic
+    world = SandboxWorld(workdir, processes=False, persist=False,
                          airtable_options={"rate_limit": False, "retry_after": 1},
                          shopify_options={**SHOPIFY_OPTIONS, "bump_updated_at_on_transactions": True},
                          klaviyo_options={"rate_limit": False}).start()
