@@ -243,7 +243,15 @@ def test_bulk_request_serves_redemptions_between_cards(world):
 def test_delivery_failure_keeps_request_processing_then_completes(world):
     from giftsync.errors import RetriableError as RE
     rid = world.book.add_card_request(world.store, "15", 2, recipient_email="r@example.test")
-    world.messenger.fail_next("send", RE("klaviyo", "503"), times=3)   # first delivery fails 3 times
+    send = world.messenger.send
+    failures = {"left": 3}
+
+    def flaky_send(event):   # the first card's delivery fails 3 times, whichever thread sends it
+        if event.unique_id == f"request:{rid}:deliver:0" and failures["left"]:
+            failures["left"] -= 1
+            raise RE("klaviyo", "503")
+        return send(event)
+    world.messenger.send = flaky_send
     world.run()
     f = world.form(Q, rid)
     assert f["Status"] == "Processing" and f["Attempt"].startswith("nonce:")
