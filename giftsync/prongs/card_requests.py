@@ -282,7 +282,10 @@ class CardRequests:
                     out.cards[i] = mirror
                     receipt_id = f"{self._activity(plan).value.lower()}:{rid}:{i}"
                     if not any(r.receipt_id == receipt_id for r in self.ctx.book.receipts_for_card(mirror.record_id)):
-                        receipts.append(self._receipt_row(form, plan, i, mirror, plan.amount))
+                        # dated when the card was made: the recipient may have spent it since, and a
+                        # receipt dated now would put the opening balance after those movements
+                        row = self._receipt_row(form, plan, i, mirror, plan.amount)
+                        receipts.append(dataclasses.replace(row, time=mirror.created) if mirror.created else row)
         shops = self._make_cards(rid, plan, codes, [i for i in indices if i not in out.cards], resumed,
                                  between, stop, out)
         return _Made(form=form, plan=plan, codes=codes, shops=shops, receipts=receipts, out=out)
