@@ -36,6 +36,7 @@ from .crashtest import start_daemon, CYCLE_LINES, SHOPIFY_OPTIONS, daemon_env
 from ..sandbox.world import SandboxWorld
 
 HTTP_TIMEOUT = 0.5
+CLAIM_WINDOW = 120.0            # GIFTSYNC_ORDER_OVERLAP_SECONDS in the soak
 HANG = 0.8                      # past the daemon's read timeout
 # (phase, kind, status, share of all calls); before-faults first, the rest applied after the effect
 FAULT_MIX = (
@@ -293,7 +294,10 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
         world.control(name, "POST", "/__sandbox/faults", {"seed": seed + n, "rules": rules})
     env = daemon_env(world, interval=1.0, lease=10.0, GIFTSYNC_HTTP_TIMEOUT_SECONDS=f"{HTTP_TIMEOUT:g}",
                      GIFTSYNC_AIRTABLE_RATE="60", GIFTSYNC_KLAVIYO_RATE="100",
-                     GIFTSYNC_BALANCE_CHECK_LIMIT="100000", GIFTSYNC_LEASE_SETTLE_SECONDS="0.3")
+                     GIFTSYNC_BALANCE_CHECK_LIMIT="100000", GIFTSYNC_LEASE_SETTLE_SECONDS="0.3",
+                     # the claim window of ADR 0004 must outlast how late an order is recorded under
+                     # faults (minutes); the settle waits it out so admin adjustments get recorded
+                     GIFTSYNC_ORDER_OVERLAP_SECONDS=f"{CLAIM_WINDOW:g}")
     logs = [workdir / "daemon-1.log"]
     daemon = start_daemon(env, workdir, logs[0])
     result = SoakResult(ok=False)
@@ -328,12 +332,13 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
             world.control(name, "DELETE", "/__sandbox/faults")
         # settle: records terminal, then two full cycles of every prong with the faults off
         mark = logs[-1].stat().st_size if logs[-1].exists() else 0
-        settle_deadline = time.time() + 300
+        quiet_from = time.time() + CLAIM_WINDOW + 10      # the last admin adjustment is then recorded
+        settle_deadline = time.time() + CLAIM_WINDOW + 300
         while time.time() < settle_deadline:
             with open(logs[-1], "rb") as fh:
                 fh.seek(mark)
                 tail = fh.read().decode("utf-8", "replace")
-            if not day.pending() and all(tail.count(k) >= 3 for k in CYCLE_LINES):
+            if not day.pending() and time.time() >= quiet_from and all(tail.count(k) >= 3 for k in CYCLE_LINES):
                 break
             time.sleep(0.5)
         daemon.stop(60)
