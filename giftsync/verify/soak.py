@@ -276,7 +276,8 @@ def _faults(world: SandboxWorld) -> tuple[dict, dict]:
 
 
 def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20, cards: int = 40,
-         backlog: int = 150, drain_seconds: float = 900.0, out=sys.stdout) -> SoakResult:
+         backlog: int = 150, drain_seconds: float = 900.0, claim_window: float = CLAIM_WINDOW,
+         out=sys.stdout) -> SoakResult:
     t0 = time.time()
     shutil.rmtree(workdir, ignore_errors=True)
     # persist=False: a twin that saves its whole state after every write turns a long soak quadratic
@@ -297,7 +298,7 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
                      GIFTSYNC_BALANCE_CHECK_LIMIT="100000", GIFTSYNC_LEASE_SETTLE_SECONDS="0.3",
                      # the claim window of ADR 0004 must outlast how late an order is recorded under
                      # faults (minutes); the settle waits it out so admin adjustments get recorded
-                     GIFTSYNC_ORDER_OVERLAP_SECONDS=f"{CLAIM_WINDOW:g}")
+                     GIFTSYNC_ORDER_OVERLAP_SECONDS=f"{claim_window:g}")
     logs = [workdir / "daemon-1.log"]
     daemon = start_daemon(env, workdir, logs[0])
     result = SoakResult(ok=False)
@@ -332,8 +333,8 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
             world.control(name, "DELETE", "/__sandbox/faults")
         # settle: records terminal, then two full cycles of every prong with the faults off
         mark = logs[-1].stat().st_size if logs[-1].exists() else 0
-        quiet_from = time.time() + CLAIM_WINDOW + 10      # the last admin adjustment is then recorded
-        settle_deadline = time.time() + CLAIM_WINDOW + 300
+        quiet_from = time.time() + claim_window + 10      # the last admin adjustment is then recorded
+        settle_deadline = time.time() + claim_window + 300
         while time.time() < settle_deadline:
             with open(logs[-1], "rb") as fh:
                 fh.seek(mark)

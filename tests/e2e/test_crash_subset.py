@@ -37,7 +37,7 @@ def test_crash_point(point, mode, tmp_path):
     "judged recorded from Last Synced. The fix (5f88995) slowed the redemption cycle past the "
     "online e2e day's deadlines and was reverted; see the session note"))
 def test_short_fault_soak(tmp_path):
-    result = soak(tmp_path / "soak", ops=100, seed=6, cards=10)
+    result = soak(tmp_path / "soak", ops=100, seed=6, cards=10, claim_window=30)
     assert sum(result.ops.values()) >= 100
     assert sum(sum(c.values()) for c in result.faults.values()) > 0, "no fault was injected"
     assert result.ok, invariants.report(result.violations)
