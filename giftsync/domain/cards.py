@@ -49,6 +49,9 @@ class MirrorCard:
     created: datetime | None = None
     last_synced: datetime | None = None
     source_record: str = ""              # the form record / order line that issued it
+    # When the opening balance was read from Shopify. A card mirrored after it had been used opens
+    # with the balance found then: a movement processed before this is inside it (ADR 0004).
+    opened_at: datetime | None = None
 
     @property
     def masked(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
 
 from ..crashpoints import reach
 from ..domain.cards import CardKind, CardSource, MirrorCard, ShopifyCard
@@ -14,8 +15,12 @@ log = logging.getLogger("giftsync.mirror")
 
 
 def mirror_shopify_card(ctx: StoreContext, shop: ShopifyCard, code: str, *, point: str, source: str,
-                        store_record_id: str | None = None) -> MirrorCard:
-    """Save the card in Gift Cards with its hash (upsert on Shopify ID); a MIRROR receipt."""
+                        store_record_id: str | None = None, read_at: datetime | None = None) -> MirrorCard:
+    """Save the card in Gift Cards with its hash (upsert on Shopify ID); a MIRROR receipt.
+
+    A new mirror opens with ``shop.balance``; ``Opened At`` records when that balance was read
+    (``read_at``, by default now): an online payment processed before it is inside the opening
+    balance, and its order's receipt carries no amount (docs/adr/0004-online-ledger.md)."""
     now = ctx.clock.now()
     code_hash = ctx.hasher.hash(code)
     existing = ctx.book.card_by_shopify_id(shop.id)
@@ -27,7 +32,8 @@ def mirror_shopify_card(ctx: StoreContext, shop: ShopifyCard, code: str, *, poin
                           code_hash=code_hash, initial_value=shop.initial_value, status=shop.status_on(now.date()),
                           kind=CardKind.DIGITAL, source=CardSource.SHOPIFY_NATIVE,
                           purchaser_email=shop.customer_email, order=shop.order_name, expires_on=shop.expires_on,
-                          created=shop.created_at or now, last_synced=now, store_record_id=store_record_id)
+                          created=shop.created_at or now, last_synced=now, store_record_id=store_record_id,
+                          opened_at=min(read_at, now) if read_at is not None else now)
     reach(point)
     saved = ctx.book.save_cards([card])[0]
     suffix = ":hash" if existing is not None else ""

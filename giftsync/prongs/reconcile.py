@@ -4,8 +4,9 @@ anything giftsync did not see) and card status changes (disabled, expired).
 - ``walk()`` — cheap, every cycle of the redemptions prong (after its orders, so that a
   redemption is recorded as REDEEM, not as an adjustment): cards by ``UPDATED_AT`` newest
   first, down to the watermark in Status (``watermark:reconcile``) minus an overlap; the
-  watermark never passes the walk's start time. The first walk only sets the watermark:
-  history is the full pass's job.
+  watermark never passes the walk's start time. The first walk only sets the watermark (at
+  this process's first walk attempt, so first walks that failed leave no gap): history is the
+  full pass's job.
 - ``full_pass()`` — every mirrored card re-read from Shopify (``giftsync once --prong
   reconcile``, and on ``GIFTSYNC_RECONCILE_SCHEDULE``, daily by default); the time of the
   last full pass is kept in ``watermark:reconcile-full``. Shopify's ``updatedAt`` is not
@@ -13,7 +14,7 @@ anything giftsync did not see) and card status changes (disabled, expired).
 
 The comparison is against the ledger, not the mirror: what the card's receipts add up to
 (``ledger_balance``). A difference is left alone while it may still be recorded by the flow
-that owns it — a giftsync-keyed movement newer than the mirror's last sync (a store
+that owns it — a giftsync-keyed movement that no receipt carries the key of yet (a store
 redemption in flight on another thread) for ``inflight_seconds``, and any movement without a
 giftsync key newer than ``claim_seconds`` (an online order's payment or refund whose order
 the redemption prong has not seen yet: orders search lags; default the order overlap). A
@@ -73,6 +74,10 @@ class Reconciler:
         # never skips).
         self._settled: dict[str, tuple[Money, datetime | None]] = {}
         self._polled_at: datetime | None = None
+        # When this process first tried to walk (or the order poll before it began): the first walk
+        # that gets through sets the watermark there, not at its own start, so cards that changed
+        # while the first walks failed (a throttled Status read) are still walked.
+        self._first_try: datetime | None = None
 
     # -- the two passes -----------------------------------------------------------------------
     def walk(self, report: ReconcileReport | None = None, stop: Callable[[], bool] = lambda: False, *,
@@ -82,6 +87,8 @@ class Reconciler:
         seen an order updated after it began, however long the cycle took)."""
         report = report or ReconcileReport()
         started = self.ctx.clock.now()
+        if self._first_try is None:
+            self._first_try = min(started, orders_polled_at) if orders_polled_at is not None else started
         self._polled_at = orders_polled_at
         try:
             return self._walk(report, stop, started)
@@ -91,7 +98,8 @@ class Reconciler:
     def _walk(self, report: ReconcileReport, stop: Callable[[], bool], started: datetime) -> ReconcileReport:
         self.watermark.load()
         if self.watermark.value is None:
-            self.watermark.advance(started, started, now=started, details="first walk: watermark set")
+            first = min(started, self._first_try or started)
+            self.watermark.advance(first, started, now=started, details="first walk: watermark set")
             return report
         floor = self.watermark.since(self.online.overlap_seconds)
         cursor: str | None = None
@@ -177,7 +185,7 @@ class Reconciler:
                 expected = mirror.balance
             if expected.currency != shop.balance.currency or expected.amount != shop.balance.amount:
                 txs = self.ctx.ledger.transactions(shop.id, last=20)
-                reason = self._wait_reason(mirror, txs, now)
+                reason = self._wait_reason(mirror, txs, now, receipts)
                 if reason:
                     report.deferred += 1
                     log.info("reconcile deferred card=%s: %s", mirror.masked, reason)
@@ -222,16 +230,20 @@ class Reconciler:
             reach("reconcile.balance")
             self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
 
-    def _wait_reason(self, mirror: MirrorCard, txs, now: datetime) -> str:
-        """Why a difference is not adjusted yet ("" = adjust it now)."""
-        synced = mirror.last_synced
+    def _wait_reason(self, mirror: MirrorCard, txs, now: datetime, receipts=()) -> str:
+        """Why a difference is not adjusted yet ("" = adjust it now).
+
+        A giftsync-keyed movement (a store debit, note ``giftsync:<record>``) is in flight until a
+        receipt carries its key (``Correlation ID``): a batch writes its receipts after all its
+        debits, and other prongs set the card's balance and Last Synced meanwhile, so Last Synced
+        says nothing about whether that debit is recorded."""
+        recorded = {r.correlation_id for r in receipts if r.correlation_id}
         claim_from = min(now, self._polled_at) if self._polled_at is not None else now
         for t in txs:
             if t.processed_at is None:
                 continue
             if t.note.startswith(GIFTSYNC_NOTE):
-                if (synced is None or t.processed_at > synced) \
-                        and t.processed_at > now - timedelta(seconds=self.inflight_seconds):
+                if t.note not in recorded and t.processed_at > now - timedelta(seconds=self.inflight_seconds):
                     return "a giftsync movement is being recorded"
             elif t.processed_at > claim_from - timedelta(seconds=self.claim_seconds):
                 return "a recent movement may belong to an online order not recorded yet"

@@ -268,12 +268,14 @@ class ShopifyPurchases:
         if native_lines:
             created_after = (order.created_at or self.ctx.clock.now()) - timedelta(
                 seconds=self.online.native_lookback_seconds)
+            read_at = self.ctx.clock.now()      # the balances below were read after this
             issued = self.orders.cards_for_order(order.id, created_after)
             lines = {l.id: l for l in native_lines}
             for item in issued:
                 line = lines.get(item.line_item_id or "") or (native_lines[0] if len(native_lines) == 1 else None)
                 recipient = recipient_of(line) if line else Recipient()
-                card = self._native_card(order, item.card, recipient, by_shopify.get(item.card.id), key, source)
+                card = self._native_card(order, item.card, recipient, by_shopify.get(item.card.id), key, source,
+                                         read_at=read_at)
                 cards.append(card)
                 self._crm(order, card, card.initial_value or card.balance, recipient, source)
             seen = len(issued)
@@ -352,7 +354,7 @@ class ShopifyPurchases:
             kind=CardKind.DIGITAL, source=CardSource.ONLINE_PURCHASE, recipient_name=unit.recipient.name,
             recipient_email=unit.recipient.email, purchaser_name=purchaser_name, purchaser_email=purchaser,
             order=order.name, expires_on=shop.expires_on, created=shop.created_at or now, last_synced=now,
-            source_record=key)
+            opened_at=now, source_record=key)
         reach("purchase.mirror")
         saved = self.ctx.book.save_cards([card])[0]
         self._report.cards_issued += 1
@@ -361,7 +363,8 @@ class ShopifyPurchases:
         return saved
 
     def _native_card(self, order: ShopifyOrder, shop: ShopifyCard, recipient: Recipient,
-                     mirror: MirrorCard | None, key: str, source: str) -> MirrorCard:
+                     mirror: MirrorCard | None, key: str, source: str, *, read_at: datetime) -> MirrorCard:
+        """Mirror a Shopify-native card; it opens with the balance read at ``read_at`` (ADR 0004)."""
         rid = f"issue:{shop.id}"
         if mirror is None:
             mirror = self.ctx.book.card_by_shopify_id(shop.id)     # mirrored by a shop redemption first?
@@ -378,7 +381,8 @@ class ShopifyPurchases:
             source=CardSource.SHOPIFY_NATIVE, recipient_name=recipient.name,
             recipient_email=recipient.email if valid_email(recipient.email) else "",
             purchaser_name=purchaser_name, purchaser_email=purchaser, order=order.name,
-            expires_on=shop.expires_on, created=shop.created_at or now, last_synced=now, source_record=key)
+            expires_on=shop.expires_on, created=shop.created_at or now, last_synced=now,
+            opened_at=min(read_at, now), source_record=key)
         reach("purchase.mirror")
         saved = self.ctx.book.save_cards([card])[0]
         self._report.cards_mirrored += 1

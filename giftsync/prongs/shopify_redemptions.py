@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Callable
 
 from ..crashpoints import reach
+from ..domain.cards import MirrorCard
 from ..domain.codes import CodeHasher, mask
 from ..domain.ledger import Activity, Channel
 from ..errors import RetriableError
@@ -56,6 +57,19 @@ class RedemptionReport:
 def gift_card_payments(order: ShopifyOrder) -> list[OrderPayment]:
     return [p for p in order.payments if p.gateway == "gift_card" and p.status.upper() == "SUCCESS"
             and p.kind.upper() in REDEEM_KINDS | REFUND_KINDS]
+
+
+def in_opening_balance(mirror: MirrorCard, payment: OrderPayment) -> bool:
+    """True when the payment or refund was processed before the card's opening balance was read
+    (``Opened At``): a card mirrored after it was used online opens with that movement inside its
+    balance, so the order's receipt must not count it again (docs/adr/0004-online-ledger.md).
+    Shopify's processedAt has whole seconds: only a transaction of an earlier second than the
+    opening read counts as inside it; one in the same second is counted as a movement of its own.
+    A wrong call there (or clock skew between Shopify and giftsync) is not lost: the reconciler
+    finds the ledger one movement off and records the difference as an adjustment, after the
+    claim window."""
+    return (mirror.opened_at is not None and payment.processed_at is not None
+            and payment.processed_at < mirror.opened_at.replace(microsecond=0))
 
 
 class ShopifyRedemptions:
@@ -192,14 +206,17 @@ class ShopifyRedemptions:
             raise RetriableError("shopify", "a card paid with is not readable; retried next cycle")
         amount = payment.amount if refund else -payment.amount
         same = amount.currency == shop.balance.currency
+        opened = in_opening_balance(mirror, payment)
         now = self.ctx.clock.now()
         self.ctx.write_receipts("online_redeem.receipt", [self.ctx.receipt(
             f"online:{numeric(order.id)}:{numeric(payment.id)}", Activity.CREDIT if refund else Activity.REDEEM,
             channel=Channel.ONLINE, card_record_id=mirror.record_id, card_masked=mirror.masked,
-            amount=amount if same else None, balance_after=shop.balance, source=source,
+            amount=amount if same and not opened else None, balance_after=shop.balance, source=source,
             outcome="Refunded to card" if refund else "Redeemed online", correlation_id=payment.id,
             details=f"order {order.name} transaction {numeric(payment.id)} {payment.kind}"
-                    + ("" if same else f" amount {payment.amount} (order currency)"))])
+                    + ("" if same else f" amount {payment.amount} (order currency)")
+                    + (f"; {payment.amount} is already in the card's opening balance (mirrored after this "
+                       "transaction), so no amount here" if opened else ""))])
         reach("online_redeem.balance")
         self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
         if refund:

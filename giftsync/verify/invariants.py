@@ -424,11 +424,11 @@ def _balances(s: Snapshot) -> list[Violation]:
                 last[card] = (key[0], key[1], after, str(f.get("Receipt ID")))
     # the ledger adds up: the first Balance After (MIRROR / ISSUE / import) plus every later
     # movement's Amount equals Shopify's balance — a movement recorded twice shows here
-    moves: dict[str, list[tuple[tuple[str, int], str, Decimal | None, Decimal | None]]] = defaultdict(list)
+    moves: dict[str, list[tuple[tuple[str, int], str, Decimal | None, Decimal | None, str]]] = defaultdict(list)
     for n, (rid, f) in enumerate(s.fields("Receipts")):
         for card in f.get("Card") or []:
             moves[card].append(((str(f.get("Time") or ""), n), str(f.get("Activity") or ""),
-                                _dec(f.get("Amount")), _dec(f.get("Balance After"))))
+                                _dec(f.get("Amount")), _dec(f.get("Balance After")), str(f.get("Receipt ID"))))
     for rid, f in s.fields("Gift Cards"):
         sid = f.get("Shopify ID")
         if not sid:
@@ -439,12 +439,14 @@ def _balances(s: Snapshot) -> list[Violation]:
         opening = next((i for i, r in enumerate(rows) if r[3] is not None), None)
         if c is not None and opening is not None:
             total = rows[opening][3]
-            for _, activity, amount, _after in rows[opening + 1:]:
+            for _, activity, amount, _after, _id in rows[opening + 1:]:
                 if activity in ("REDEEM", "CREDIT", "ADJUST") and amount is not None:
                     total += amount
             if total != _dec(c.get("balance")):
+                # the card's receipts in order, so the row counted twice (or missing) can be found
+                trail = "; ".join(f"{t[0][11:23]} {a} {am} → {af} [{i}]" for (t, _n), a, am, af, i in rows[-12:])
                 out.append(Violation("ledger-sum", subject, f"opening {rows[opening][3]} + movements = {total} "
-                                     f"≠ Shopify {_dec(c.get('balance'))}"))
+                                     f"≠ Shopify {_dec(c.get('balance'))}; receipts: {trail}"))
         if c is None:
             out.append(Violation("balance", subject, f"Shopify has no card {sid}"))
             continue

@@ -330,3 +330,40 @@ def test_trace_healthy_card_and_one_whose_crm_event_is_missing(twins, app, setti
     [chain] = data["cards"]
     assert chain["first_missing"] == "CRM event sent"
     assert real["code"].upper() not in json.dumps(data).upper()
+
+
+def test_card_paid_online_then_mirrored_by_a_balance_check_counts_the_payment_once(twins, app):
+    """A card giftsync never mirrored pays part of an order; a customer checks its balance
+    before the redemption prong has seen the order, so the card is mirrored with the balance
+    Shopify holds then (payment included) and an ``Opened At``. The order's REDEEM receipt
+    then carries no amount: the ledger adds up in amounts, not only in its last balance-after
+    (docs/adr/0004-online-ledger.md)."""
+    from pyairtable import Api
+    order = shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": "MUG"}],
+                                  "gift_card_payments": [{"code": "NEVERMIRRORED01", "amount": "12.00"}]})
+    time.sleep(1.05)        # Shopify's processedAt has whole seconds: the mirror comes a second later
+    checks = Api(TOKEN, endpoint_url=twins[0].url).table(BASE, "Balance Checks")
+    check = checks.create({"Code": "nevermirrored01", "Email": "zed@example.com"})
+    cycle(app, "store")
+    assert checks.get(check["id"])["fields"]["Status"] == "Done"
+    [card] = [c for c in app.book.iter_cards() if c.last4 == "ED01"]
+    assert card.balance.amount == Decimal("28.00") and card.opened_at is not None
+    raw = Api(TOKEN, endpoint_url=twins[0].url).table(BASE, "Gift Cards").get(card.record_id)["fields"]
+    assert raw["Opened At"]
+    report = cycle(app, "shopify-redemptions")
+    assert report.redeemed == 1 and report.errors == 0
+    [redeem] = [r for r in app.book.receipts_for_card(card.record_id) if r.activity is Activity.REDEEM]
+    assert redeem.amount is None and "opening balance" in redeem.details and redeem.source.startswith("Order #")
+    assert redeem.balance_after.amount == Decimal("28.00")
+    # a later payment is a movement of its own
+    time.sleep(1.05)
+    shop(twins).purchase({"customer": {"email": "ann@example.com"}, "lines": [{"sku": "MUG"}],
+                          "gift_card_payments": [{"id": card.shopify_id, "amount": "8.00"}]})
+    assert cycle(app, "shopify-redemptions").redeemed == 1
+    amounts = sorted(r.amount.amount for r in app.book.receipts_for_card(card.record_id)
+                     if r.activity is Activity.REDEEM and r.amount is not None)
+    assert amounts == [Decimal("-8.00")]
+    assert_ledger_adds_up(app)
+    past_claim()
+    assert cycle(app, "reconcile").adjusted == 0
+    assert order["name"]

@@ -195,6 +195,7 @@ def card_from_record(record: Mapping[str, Any], default_currency: str) -> Mirror
         expires_on=date_from_cell(f.get(CardF.EXPIRES_ON)),
         created=datetime_from_cell(f.get(CardF.CREATED)),
         last_synced=datetime_from_cell(f.get(CardF.LAST_SYNCED)),
+        opened_at=datetime_from_cell(f.get(CardF.OPENED_AT)),
         source_record=_text(f, CardF.SOURCE_RECORD),
     )
 
@@ -225,6 +226,7 @@ def card_fields(card: MirrorCard) -> dict[str, Any]:
     _put(out, CardF.EXPIRES_ON, card.expires_on)
     _put(out, CardF.CREATED, card.created)
     _put(out, CardF.LAST_SYNCED, card.last_synced)
+    _put(out, CardF.OPENED_AT, card.opened_at)
     _put(out, CardF.SOURCE_RECORD, card.source_record)
     return out
 

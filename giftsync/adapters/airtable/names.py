@@ -42,6 +42,7 @@ class CardF:
     EXPIRES_ON = "Expires On"
     CREATED = "Created"
     LAST_SYNCED = "Last Synced"
+    OPENED_AT = "Opened At"          # when the opening balance was read from Shopify
     SOURCE_RECORD = "Source Record"
 
 

@@ -96,7 +96,8 @@ def _card(**kw) -> MirrorCard:
                 code_hash="ab" * 32, initial_value=Money.of("50", "EUR"), status=CardStatus.ACTIVE,
                 kind=CardKind.PHYSICAL, source=CardSource.STORE_REQUEST, recipient_email="r@example.test",
                 store_record_id="recStore000000001", expires_on=date(2027, 1, 31),
-                created=datetime(2024, 5, 1, 12, tzinfo=timezone.utc), source_record="Card Requests/recX")
+                created=datetime(2024, 5, 1, 12, tzinfo=timezone.utc), source_record="Card Requests/recX",
+                opened_at=datetime(2024, 5, 1, 12, 0, 1, 250000, tzinfo=timezone.utc))
     base.update(kw)
     return MirrorCard(**base)
 
@@ -121,7 +122,7 @@ def test_card_round_trip():
     assert back.record_id == "recCard0000000001"
     assert back.balance == Money(Decimal("40"), "EUR") and back.initial_value == Money(Decimal("50"), "EUR")
     for attr in ("shopify_id", "code_hash", "status", "kind", "source", "recipient_email", "store_record_id",
-                 "expires_on", "created", "source_record"):
+                 "expires_on", "created", "source_record", "opened_at"):
         assert getattr(back, attr) == getattr(card, attr), attr
     assert back.last4 == "K7Q2"
 

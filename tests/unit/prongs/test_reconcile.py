@@ -225,3 +225,47 @@ def test_the_walk_reads_no_airtable_for_a_card_unchanged_since_it_added_up(onlin
     online.ledger.adjust(card_id, "1.00", note="again")     # changed: read again
     online.redemptions.reconciler.walk()
     assert online.book.count("card_by_shopify_id") == calls + 1
+
+
+def test_first_walk_that_failed_leaves_no_gap(online):
+    """The first walks of a process fail (Status throttled under faults); a card changed in
+    between is still walked once a walk gets through (it used to set the watermark at its own
+    start, and the change was left to the nightly full pass)."""
+    from giftsync.errors import RetriableError
+    _, card_id, mirror = online.mirrored("50.00")
+    online.book.fail_next("read_status", RetriableError("airtable", "429 RATE_LIMIT_REACHED"), times=50)
+    online.redemptions.run_once()                           # the walk step fails: no watermark
+    online.book.clear_failures()
+    assert online.book.read_status(WALK_WATERMARK) is None
+    online.clock.advance(30)
+    online.ledger.adjust(card_id, "3.50", note="admin top-up")
+    online.clock.advance(online.online.overlap_seconds + 30)   # the walks keep failing a while
+    online.redemptions.run_once()                           # first walk that gets through: watermark
+    past_claim(online)
+    report = online.redemptions.run_once()
+    assert report.adjusted == 1
+    assert online.book.cards[mirror.record_id].balance.amount == Decimal("53.50")
+    assert_ledger_adds_up(online)
+    assert online.reconcile.run_once().adjusted == 0
+
+
+def test_a_store_debit_is_in_flight_until_its_receipt_even_after_another_prong_synced_the_card(online):
+    """A store batch's debit is done but its receipts are written after every debit of the
+    batch; meanwhile an online payment's receipt sets the card's balance and Last Synced. The
+    debit is still in flight (no receipt carries its key): no ADJUST for its money (it used to
+    be adjusted, then the store REDEEM counted it a second time)."""
+    from giftsync.domain.money import Money
+    _, card_id, mirror = online.mirrored("50.00")
+    online.clock.advance(5)
+    online.ledger.debit(card_id, Money.of("5", "USD"), note="giftsync:recStoreBatch01", processed_at=online.clock.now())
+    online.clock.advance(2)
+    online.book.set_balances({mirror.record_id: (online.ledger.balance_of(card_id), online.clock.now())})
+    report = online.reconcile.run_once()
+    assert report.deferred == 1 and report.adjusted == 0 and not adjustments(online)
+    online.book.append_receipts([online.reconcile.ctx.receipt(
+        "redeem:recStoreBatch01", Activity.REDEEM, card_record_id=mirror.record_id, card_masked=mirror.masked,
+        amount=Money.of("-5", "USD"), balance_after=online.ledger.balance_of(card_id),
+        correlation_id="giftsync:recStoreBatch01")])
+    report = online.reconcile.run_once()
+    assert report.adjusted == 0 and report.deferred == 0 and not adjustments(online)
+    assert_ledger_adds_up(online)

@@ -117,3 +117,34 @@ def test_redemption_of_an_online_bought_card_credits_crm_to_the_payer(online):
     assert online.book.cards[card.record_id].balance.amount == Decimal("13.00")
     assert_ledger_adds_up(online)
     assert bought.name
+
+
+def test_payment_made_before_the_card_was_mirrored_is_not_counted_twice(online):
+    """A Shopify-native card paid with online, then met in a shop (mirrored with the balance
+    Shopify holds then, the payment included) before the order poll saw the order: the
+    order's REDEEM receipt must not subtract the payment a second time (the soak's ledger-sum)."""
+    from giftsync.prongs.context import StoreContext
+    from giftsync.prongs.mirror import mirror_shopify_card
+    from giftsync.domain.codes import generate_code
+    code = generate_code()
+    shop = online.ledger.add_card(code, "50.00")
+    order = online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "20"}], email="buyer@example.test",
+                                   gift_card_payments=[(shop.id, "20.00")])
+    online.clock.advance(5)
+    ctx = StoreContext(book=online.book, ledger=online.ledger, messenger=online.messenger, clock=online.clock,
+                       hasher=online.hasher, options=online.options)
+    mirror = mirror_shopify_card(ctx, online.ledger.get_card(shop.id), code, point="check.mirror",
+                                 source="Balance Checks/recX")
+    assert mirror.balance.amount == Decimal("30.00")
+    online.clock.advance(5)
+    online.orders.refund(order.id, shop.id, "4.00")       # after the mirror: a movement of its own
+    report = online.redemptions.run_once()
+    assert report.redeemed == 1 and report.credited == 1 and report.errors == 0
+    sale, refund = order.payments[0], online.orders.order(order.id).payments[1]
+    redeem = receipt_of(online, order, sale)
+    assert redeem.activity is Activity.REDEEM and redeem.amount is None
+    assert "opening balance" in redeem.details
+    assert receipt_of(online, order, refund).amount.amount == Decimal("4.00")
+    assert_ledger_adds_up(online)
+    online.clock.advance(online.online.overlap_seconds + 1)
+    assert online.reconcile.run_once().adjusted == 0     # the full pass finds nothing to correct
