@@ -7,6 +7,13 @@ Klaviyo's de-duplication by ``unique_id``) and can be told to fail::
 
 ``applied=True`` performs the call and then raises (the answer was lost); ``applied=False``
 raises without doing anything. ``times=n`` repeats the failure for the next n calls.
+``when=predicate`` targets the failure at the calls whose recorded args match (the args as in
+``.calls``), e.g. one email where the prongs send several concurrently and a bare count would
+land on whichever call came first::
+
+    messenger.fail_next("send", RetriableError("klaviyo", "503"), times=3,
+                        when=lambda event: event.unique_id == f"request:{rid}:deliver:0")
+
 Every call is recorded in ``.calls`` as ``(method, args)`` for assertions.
 
 Values written with ``FakeCardBook.update_forms`` are kept as given (the prongs pass str,
@@ -20,11 +27,12 @@ import copy
 import dataclasses
 import itertools
 import json
+import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..domain.cards import CardStatus, CardTransaction, MirrorCard, ShopifyCard
 from ..domain.codes import is_valid_code, last4 as code_last4, normalise_code
@@ -43,24 +51,29 @@ EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
 # -- failure injection -------------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)      # removed from its queue by identity
 class _Failure:
     error: BaseException
     applied: bool
     times: int
+    when: Callable[..., bool] | None = None
 
 
 class _Failing:
-    """Mixin: ``fail_next(method, error, applied=False, times=1)`` and a call log."""
+    """Mixin: ``fail_next(method, error, applied=False, times=1, when=None)`` and a call log.
+    Thread-safe: the prongs call the fakes from their worker pools."""
 
     def __init__(self) -> None:
         self._failures: dict[str, deque[_Failure]] = {}
+        self._failures_lock = threading.Lock()
         self.calls: list[tuple[str, tuple]] = []
 
-    def fail_next(self, method: str, error: BaseException, *, applied: bool = False, times: int = 1) -> None:
+    def fail_next(self, method: str, error: BaseException, *, applied: bool = False, times: int = 1,
+                  when: Callable[..., bool] | None = None) -> None:
         if not hasattr(self, method):
             raise AttributeError(f"{type(self).__name__} has no method {method!r}")
-        self._failures.setdefault(method, deque()).append(_Failure(error, applied, times))
+        with self._failures_lock:
+            self._failures.setdefault(method, deque()).append(_Failure(error, applied, times, when))
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -69,15 +82,17 @@ class _Failing:
         return sum(1 for name, _ in self.calls if name == method)
 
     def _enter(self, method: str, *args: Any) -> _Failure | None:
-        """Record the call; return a pending failure (already consumed) or None."""
-        self.calls.append((method, args))
-        queue = self._failures.get(method)
-        if not queue:
-            return None
-        failure = queue[0]
-        failure.times -= 1
-        if failure.times <= 0:
-            queue.popleft()
+        """Record the call; return a pending failure (already consumed) or None. The first
+        queued failure that applies to these args (no ``when``, or ``when(*args)`` true) is taken."""
+        with self._failures_lock:
+            self.calls.append((method, args))
+            queue = self._failures.get(method)
+            failure = next((f for f in queue if f.when is None or f.when(*args)), None) if queue else None
+            if failure is None:
+                return None
+            failure.times -= 1
+            if failure.times <= 0:
+                queue.remove(failure)
         if not failure.applied:
             raise failure.error
         return failure

@@ -73,6 +73,21 @@ def test_fail_next_applied_and_not_applied():
     assert ledger.count("debit") == 4
 
 
+def test_fail_next_when_targets_matching_calls_only():
+    m = FakeMessenger()
+    a, b = (EmailEvent(Metric.ALERT, "a@b.test", uid, {}) for uid in ("a", "b"))
+    m.fail_next("send", RetriableError("klaviyo", "503"), times=2, when=lambda e: e.unique_id == "b")
+    m.fail_next("send", FatalError("klaviyo", "400"))          # untargeted: the next call of any args
+    with pytest.raises(FatalError):
+        m.send(a)                                               # the targeted failure lets "a" pass by …
+    m.send(a)
+    for _ in range(2):
+        with pytest.raises(RetriableError):
+            m.send(b)                                           # … and waits for "b", twice
+    m.send(b)
+    assert [e.unique_id for e in m.sent] == ["a", "b"] and m.count("send") == 5
+
+
 def test_messenger_dedupes_by_unique_id():
     m = FakeMessenger()
     e = EmailEvent(Metric.ALERT, "a@b.test", "u1", {})

@@ -182,7 +182,9 @@ def test_crash_mid_request_resumes_without_duplicates(world):
 
 def test_ambiguous_create_is_adopted(world):
     rid = world.book.add_card_request(world.store, "15", 2, recipient_email="r@example.test")
-    world.ledger.fail_next("create_card", AmbiguousError("shopify", "timeout"), applied=True)
+    # the first card's create (the two are created concurrently): made, but the answer lost
+    world.ledger.fail_next("create_card", AmbiguousError("shopify", "timeout"), applied=True,
+                           when=lambda last4, amount, note: note == f"giftsync:{rid}:0")
     world.run()
     assert world.form(Q, rid)["Status"] == "Done"
     assert len(world.ledger.all_cards()) == 2 and world.ledger.count("create_card") == 2
@@ -243,15 +245,9 @@ def test_bulk_request_serves_redemptions_between_cards(world):
 def test_delivery_failure_keeps_request_processing_then_completes(world):
     from giftsync.errors import RetriableError as RE
     rid = world.book.add_card_request(world.store, "15", 2, recipient_email="r@example.test")
-    send = world.messenger.send
-    failures = {"left": 3}
-
-    def flaky_send(event):   # the first card's delivery fails 3 times, whichever thread sends it
-        if event.unique_id == f"request:{rid}:deliver:0" and failures["left"]:
-            failures["left"] -= 1
-            raise RE("klaviyo", "503")
-        return send(event)
-    world.messenger.send = flaky_send
+    # the first card's delivery fails 3 times, whichever thread sends it (deliveries are concurrent)
+    world.messenger.fail_next("send", RE("klaviyo", "503"), times=3,
+                              when=lambda e: e.unique_id == f"request:{rid}:deliver:0")
     world.run()
     f = world.form(Q, rid)
     assert f["Status"] == "Processing" and f["Attempt"].startswith("nonce:")
@@ -349,7 +345,8 @@ def test_pipelined_chunk_write_error_keeps_request_processing_then_resumes(world
     from giftsync.errors import RetriableError as RE
     world.prong = world.new_prong(card_create_workers=1, card_chunk=5)
     rid = world.book.add_card_request(world.store, "10", 15, recipient_email="r@example.test")
-    world.book.fail_next("append_receipts", RE("airtable", "503"), times=1)   # chunk 1's receipts write
+    world.book.fail_next("append_receipts", RE("airtable", "503"),           # chunk 1's receipts write (the
+                         when=lambda ids: f"issue:{rid}:0" in ids)           # writer thread's, beside chunk 2)
     world.run()
     f = world.form(Q, rid)
     assert f["Status"] == "Processing" and "Notified" not in f or not f.get("Notified")

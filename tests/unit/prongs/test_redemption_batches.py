@@ -144,7 +144,9 @@ def test_ambiguous_debit_applied_in_a_batch_is_not_sent_again(world):
     r1 = world.book.add_redemption(code, "20", world.store)
     r2 = world.book.add_redemption(other, "5", world.store)
     r3 = world.book.add_redemption(code, "10", world.store)
-    world.ledger.fail_next("debit", AmbiguousError("shopify", "read timeout"), applied=True)
+    # r1's debit (r2's runs beside it on another worker): applied, but the answer lost; r3 follows on r1's card
+    world.ledger.fail_next("debit", AmbiguousError("shopify", "read timeout"), applied=True,
+                           when=lambda card_id, amount, note: note == f"giftsync:{r1}")
     world.prong.redemptions.run()
     assert [world.form(R, r)["Status"] for r in (r1, r2, r3)] == ["Done"] * 3
     assert world.ledger.count("debit") == 3 and len(world.ledger.transactions(shop.id)) == 2

@@ -16,7 +16,7 @@ def test_store_day_keeps_codes_out_and_the_ledger_adding_up(world, caplog):
     native, _, _ = world.card("60", mirrored=False)
     off, _, _ = world.card("30", enabled=False)
     book = world.book
-    book.add_redemption(a, "10", world.store)
+    first = book.add_redemption(a, "10", world.store)
     book.add_redemption(b, "25", world.store)                         # insufficient
     book.add_redemption(native, "5", world.store)
     book.add_redemption(off, "5", world.store)
@@ -28,8 +28,12 @@ def test_store_day_keeps_codes_out_and_the_ledger_adding_up(world, caplog):
                           recipient_email="r2@example.test")
     book.add_balance_check(a, "c@example.test")
     book.add_balance_check("NOPE2345NOPE", "c@example.test")
-    world.ledger.fail_next("debit", AmbiguousError("shopify", "timeout"), applied=True)
-    world.messenger.fail_next("send", RetriableError("klaviyo", "503"), times=2)
+    # debits and emails run concurrently: the failures are aimed at the first redemption's debit
+    # (applied, answer lost) and store email (fails twice, then goes out), not at whichever comes first
+    world.ledger.fail_next("debit", AmbiguousError("shopify", "timeout"), applied=True,
+                           when=lambda card_id, amount, note: note == f"giftsync:{first}")
+    world.messenger.fail_next("send", RetriableError("klaviyo", "503"), times=2,
+                              when=lambda e: e.unique_id == f"redemption:{first}:store")
     world.run()
     book.add_redemption(native, "5", world.store)
     world.clock.advance(15)
