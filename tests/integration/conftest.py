@@ -1,4 +1,5 @@
-"""Shopify's real 2026-07 Admin schema and the twin's SDL, built once per session.
+"""Shopify's real 2026-07 Admin schema and the twin's SDL, built once per session; and
+``no_faults`` for a module that starts a twin of its own (its ``twin`` fixture).
 
 The real schema is ``shared/reference/shopify-admin-schema.graphql`` with ``shared/`` at the
 repository root's parent, or wherever ``GIFTSYNC_SHARED`` points."""
@@ -35,3 +36,11 @@ def twin_schema() -> GraphQLSchema:
     if not TWIN_SCHEMA.exists():
         pytest.skip("twin schema not present")
     return load_schema(TWIN_SCHEMA)
+
+
+@pytest.fixture
+def no_faults(twin):
+    """The module's ``twin`` without injected faults, before and after the test."""
+    twin.faults.clear()
+    yield
+    twin.faults.clear()

@@ -24,11 +24,7 @@ def twin():
     server.stop()
 
 
-@pytest.fixture(autouse=True)
-def clean(twin):
-    twin.faults.clear()
-    yield
-    twin.faults.clear()
+pytestmark = pytest.mark.usefixtures("no_faults")
 
 
 def messenger(twin, **kw) -> KlaviyoMessenger:

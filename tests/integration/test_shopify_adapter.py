@@ -48,11 +48,7 @@ def twin():
     server.stop()
 
 
-@pytest.fixture(autouse=True)
-def no_faults(twin):
-    twin.faults.clear()
-    yield
-    twin.faults.clear()
+pytestmark = pytest.mark.usefixtures("no_faults")
 
 
 @pytest.fixture

@@ -68,15 +68,21 @@ def usd(x: str) -> Money:
     return Money.of(x, "USD")
 
 
+def new_world(book: FakeCardBook | None = None, **options) -> World:
+    """Fakes on one clock (``book``'s, when a book is given) with one store, Main Street;
+    ``options`` replace the suite's StoreOptions below."""
+    book = book or FakeCardBook(FakeClock())
+    clock = book.clock
+    store = book.add_store("Main Street", "main@shop.test")
+    options = {"admin_email": ADMIN, "max_card_amount": Decimal("500"), "max_quantity": 40,
+               "email_backoff_seconds": 0.5, **options}
+    return World(clock=clock, book=book, ledger=FakeGiftCardLedger(clock), messenger=FakeMessenger(),
+                 hasher=CodeHasher(SECRET), options=StoreOptions(**options), store=store)
+
+
 @pytest.fixture
 def world() -> World:
-    clock = FakeClock()
-    book = FakeCardBook(clock)
-    store = book.add_store("Main Street", "main@shop.test")
-    return World(clock=clock, book=book, ledger=FakeGiftCardLedger(clock), messenger=FakeMessenger(),
-                 hasher=CodeHasher(SECRET), options=StoreOptions(admin_email=ADMIN, max_card_amount=Decimal("500"),
-                                                                  max_quantity=40, email_backoff_seconds=0.5),
-                 store=store)
+    return new_world()
 
 
 def all_text(world: World) -> str:

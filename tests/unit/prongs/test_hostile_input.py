@@ -14,14 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from giftsync.adapters.fakes import FakeCardBook, FakeClock, FakeGiftCardLedger, FakeMessenger
-from giftsync.domain.codes import CodeHasher, generate_code
+from giftsync.adapters.fakes import FakeCardBook, FakeClock
+from giftsync.domain.codes import generate_code
 from giftsync.domain.money import InvalidAmount, parse_amount
 from giftsync.domain.outcomes import FormStatus
 from giftsync.ports import FormTable
-from giftsync.prongs.options import StoreOptions
 
-from .conftest import ADMIN, SECRET, World, assert_no_whole_codes
+from .conftest import World, assert_no_whole_codes, new_world
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -32,13 +31,7 @@ LOOKALIKE = str.maketrans({"A": "А", "B": "В", "C": "С", "E": "Е", "0": "О"
 
 
 def _world() -> World:
-    clock = FakeClock()
-    book = FakeCardBook(clock)
-    store = book.add_store("Main Street", "main@shop.test")
-    return World(clock=clock, book=book, ledger=FakeGiftCardLedger(clock), messenger=FakeMessenger(),
-                 hasher=CodeHasher(SECRET), options=StoreOptions(admin_email=ADMIN, max_card_amount=Decimal("500"),
-                                                                  max_quantity=40, email_backoff_seconds=0.0),
-                 store=store)
+    return new_world(email_backoff_seconds=0.0)   # a fresh world per example (no function fixture)
 
 
 def codes(real: str) -> st.SearchStrategy:
@@ -190,12 +183,9 @@ class EditingBook(FakeCardBook):
 @given(edit=st.fixed_dictionaries({}, optional={"Amount": AMOUNTS, "Code": st.sampled_from(["", "ZZZZ9999ZZZZ9999", None]),
                                                 "Store": st.sampled_from([[], None, ["recNoSuchStore0000"]])}))
 def test_redemption_edited_while_it_is_processed(edit):
-    clock = FakeClock()
-    book = EditingBook(clock, edit)
-    store = book.add_store("Main Street", "main@shop.test")
-    world = World(clock=clock, book=book, ledger=FakeGiftCardLedger(clock), messenger=FakeMessenger(),
-                  hasher=CodeHasher(SECRET), options=StoreOptions(admin_email=ADMIN, email_backoff_seconds=0.0),
-                  store=store)
+    book = EditingBook(FakeClock(), edit)
+    world = new_world(book, email_backoff_seconds=0.0)
+    store = world.store
     code, shop, mirror = world.card("50.00")
     rid = book.add_redemption(code, "12.50", store)
     for _ in range(3):

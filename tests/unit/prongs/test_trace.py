@@ -10,21 +10,10 @@ import pytest
 
 from giftsync import cli
 from giftsync.bootstrap import build_fakes
-from giftsync.config import Settings
 from giftsync.domain.emails import Metric
 from giftsync.ports import FormTable
 
-ENV = {
-    "AIRTABLE_TOKEN": "patAbCdEfGhIjKlMn0.0123456789abcdef0123456789abcdef",
-    "AIRTABLE_BASE_ID": "appAbCdEfGhIjKlMn",
-    "SHOPIFY_SHOP": "demo-shop",
-    "SHOPIFY_ACCESS_TOKEN": "shpat_0123456789abcdef0123456789abcdef",
-    "KLAVIYO_API_KEY": "pk_abcdefghijklmnopqrstuvwxyz0123456789",
-    "GIFTSYNC_CODE_SECRET": "c" * 48,
-    "GIFTSYNC_ADMIN_EMAIL": "admin@example.com",
-    "GIFTSYNC_LEASE_SETTLE_SECONDS": "0",
-    "GIFTSYNC_GIFT_CARD_SKUS": "GS-CARD",
-}
+from fake_settings import fake_settings
 
 
 pytestmark = pytest.mark.usefixtures("clean_giftsync_logging")
@@ -39,7 +28,7 @@ def trace(app, settings, ref):
 
 
 def test_trace_store_and_online_cards_and_a_missing_crm_event():
-    settings = Settings.from_mapping(ENV)
+    settings = fake_settings(GIFTSYNC_GIFT_CARD_SKUS="GS-CARD")
     app = build_fakes(settings)
     store = app.book.add_store("Downtown", "downtown@example.com")
     app.book.add_card_request(store, "30", 1, recipient_email="rae@example.com", purchaser_email="pat@example.com")

@@ -14,27 +14,18 @@ import pytest
 from giftsync import cli
 from giftsync.adapters.fakes import FakeCardBook, FakeClock
 from giftsync.bootstrap import build_fakes
-from giftsync.config import Settings
 from giftsync.errors import RetriableError
 from giftsync.ports import FormTable, StatusRow
 from giftsync.runtime.lease import LEASE_ROW, OFFLINE, ONLINE
 
+from fake_settings import FAKE_ENV, fake_settings
+
 CODE = "ABCDEFGHJKMNPQRS"
-ENV = {
-    "AIRTABLE_TOKEN": "patAbCdEfGhIjKlMn0.0123456789abcdef0123456789abcdef",
-    "AIRTABLE_BASE_ID": "appAbCdEfGhIjKlMn",
-    "SHOPIFY_SHOP": "demo-shop",
-    "SHOPIFY_ACCESS_TOKEN": "shpat_0123456789abcdef0123456789abcdef",
-    "KLAVIYO_API_KEY": "pk_abcdefghijklmnopqrstuvwxyz0123456789",
-    "GIFTSYNC_CODE_SECRET": "c" * 48,
-    "GIFTSYNC_ADMIN_EMAIL": "admin@example.com",
-    "GIFTSYNC_LEASE_SETTLE_SECONDS": "0",
-}
 
 
 @pytest.fixture
 def settings():
-    return Settings.from_mapping(ENV)
+    return fake_settings()
 
 
 pytestmark = pytest.mark.usefixtures("clean_giftsync_logging")
@@ -142,7 +133,7 @@ def test_once_exits_75_when_the_status_table_is_unreachable(settings):
 
 
 def test_configuration_errors_exit_78_and_name_the_setting(tmp_path, capsys, monkeypatch):
-    for name in ENV:
+    for name in FAKE_ENV:
         monkeypatch.delenv(name, raising=False)
     env_file = tmp_path / "bad.env"
     env_file.write_text("GIFTSYNC_CODE_SECRET=tooshort\nGIFTSYNC_LEASE_SECONDS=soon\n")

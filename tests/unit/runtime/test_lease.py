@@ -6,21 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from giftsync.adapters.fakes import FakeCardBook, FakeClock
+from giftsync.adapters.fakes import FakeCardBook
 from giftsync.domain.ledger import Activity, Channel
 from giftsync.errors import RetriableError
 from giftsync.ports import StatusRow
 from giftsync.runtime.lease import LEASE_ROW, OFFLINE, ONLINE, Lease, end_lease, view
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def book(clock):
-    return FakeCardBook(clock)
 
 
 def make(book, clock, holder="h1:1:aaaa", **kw):

@@ -8,27 +8,15 @@ import time
 
 from giftsync import cli
 from giftsync.bootstrap import build_fakes
-from giftsync.config import Settings
 from giftsync.runtime import logs
 from giftsync.runtime.clock import SystemClock
 
-ENV = {
-    "AIRTABLE_TOKEN": "patAbCdEfGhIjKlMn0.0123456789abcdef0123456789abcdef",
-    "AIRTABLE_BASE_ID": "appAbCdEfGhIjKlMn",
-    "SHOPIFY_SHOP": "demo-shop",
-    "SHOPIFY_ACCESS_TOKEN": "shpat_0123456789abcdef0123456789abcdef",
-    "KLAVIYO_API_KEY": "pk_abcdefghijklmnopqrstuvwxyz0123456789",
-    "GIFTSYNC_CODE_SECRET": "c" * 48,
-    "GIFTSYNC_ADMIN_EMAIL": "admin@example.com",
-    "GIFTSYNC_LEASE_SETTLE_SECONDS": "0",
-    "GIFTSYNC_LEASE_SECONDS": "1",
-    "GIFTSYNC_LEASE_RENEW_SECONDS": "0.1",
-    "GIFTSYNC_LEASE_MARGIN_SECONDS": "0.3",
-}
+from fake_settings import fake_settings
 
 
 def test_once_renews_the_lease_during_a_cycle_longer_than_the_lease():
-    settings = Settings.from_mapping(ENV)
+    settings = fake_settings(GIFTSYNC_LEASE_SECONDS="1", GIFTSYNC_LEASE_RENEW_SECONDS="0.1",
+                             GIFTSYNC_LEASE_MARGIN_SECONDS="0.3")
     app = build_fakes(settings, clock=SystemClock())
     seen = {"steps": 0, "told_to_stop": False}
 

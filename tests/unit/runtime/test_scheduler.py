@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from giftsync.adapters.fakes import FakeCardBook, FakeClock
 from giftsync.ports import StatusRow
 from giftsync.runtime.lease import LEASE_ROW, OFFLINE, ONLINE, Lease
 from giftsync.runtime.scheduler import Daemon, Notifier, ProngSpec, noop_prong
@@ -24,16 +23,6 @@ def wait_for(condition, timeout=10.0):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.005)
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def book(clock):
-    return FakeCardBook(clock)
 
 
 @pytest.fixture
