@@ -8,7 +8,11 @@ Airtable has no compare-and-set, so the ``lease`` row of the Status table is a l
   (``settle``), re-reads, and holds the lease only if the row still names us. Taking over an
   expired lease of another holder appends a ``TAKEOVER`` receipt naming that holder.
 - ``renew()`` runs every cycle (the scheduler's lease job); it first re-reads the row and
-  gives the lease up if someone else holds it now.
+  gives the lease up if someone else holds it now. It renews in place only while our lease is
+  still running by our own clock, checked just before the write and again when the write has
+  answered. Once the lease has run out — another process may have taken it meanwhile — it is
+  taken again through the full protocol (read, write, pause, re-read), never renewed in place;
+  effects start again only after the re-read.
 - ``may_start_effects()`` is what prongs ask before each run and between records: false
   unless we hold the lease *and* it still has more than ``margin`` seconds to run by our own
   monotonic clock (counted from before the write that set it). A daemon that cannot renew
@@ -157,6 +161,10 @@ class Lease:
             current = view(row, now, self.length)
             if current.active and current.holder != self.holder_id:
                 return self._record(LeaseOutcome(False, "held", current.holder, current.expires_at))
+            # A running lease in our own name (an earlier write of ours whose answer was lost, or a
+            # take whose re-read failed): no other process takes a running lease, so none has since
+            # that write — but our clock does not vouch for when it was written, so it is not
+            # adopted: it is taken again like any other, write, pause, re-read.
             previous = current.holder if (current.state == ONLINE and current.holder
                                           and current.holder != self.holder_id) else ""
             until = now + timedelta(seconds=self.length)
@@ -185,20 +193,18 @@ class Lease:
             return self._record(LeaseOutcome(True, "taken", "", until))
 
     def renew(self) -> LeaseOutcome:
+        """Renew in place while our lease still runs; once it has run out, take it again.
+
+        The deadline is checked before the read, just before the write (the read may have taken
+        retries) and after the write answered (it may have landed after the lease ended, i.e.
+        after a successor's take). Past the deadline another process may hold the lease, so the
+        row is never overwritten in place: ``acquire()`` reads it, stands by if someone else
+        holds it, and otherwise writes, pauses and re-reads before effects start again."""
         with self._io:
             if not self.held:
                 return self._record(LeaseOutcome(False, "not-held"))
-            mono0 = self.clock.monotonic()
-            now = self.clock.now()
-            with self._state:
-                ran_out = self._deadline is not None and mono0 >= self._deadline
-            if ran_out:
-                # Our lease ended before we could renew it: someone may hold it now. Take it
-                # again through the full protocol (pause and re-read) instead of overwriting.
-                self._drop()
-                log.warning("lease ran out before it could be renewed; taking it again",
-                            extra={"holder": self.holder_id})
-                return self.acquire()
+            if self._ran_out():
+                return self._take_again("before it could be renewed")
             try:
                 row = self.book.read_status(self.name)
             except Exception as exc:  # noqa: BLE001
@@ -207,12 +213,18 @@ class Lease:
                 self._drop()
                 other = row.holder if row is not None else ""
                 return self._record(LeaseOutcome(False, "lost", other))
+            mono0 = self.clock.monotonic()      # the new lease is counted from before its write
+            now = self.clock.now()
+            if self._ran_out(mono0):
+                return self._take_again("while its renewal was being read")
             until = now + timedelta(seconds=self.length)
             try:
                 crashpoints.reach("lease.renew")
                 self.book.write_status(dataclasses.replace(row, heartbeat=now, lease_until=until))
             except Exception as exc:  # noqa: BLE001 — the deadline stays where it was
                 return self._record(LeaseOutcome(False, "error"), exc=exc)
+            if self._ran_out():
+                return self._take_again("while its renewal was being written")
             with self._state:
                 if self._held:
                     self._deadline = mono0 + self.length
@@ -239,6 +251,19 @@ class Lease:
             return self._record(LeaseOutcome(True, "released"))
 
     # -- internals ---------------------------------------------------------------------------
+    def _ran_out(self, mono: float | None = None) -> bool:
+        """Our lease has ended by our own monotonic clock (held, and past its deadline)."""
+        mono = self.clock.monotonic() if mono is None else mono
+        with self._state:
+            return self._held and self._deadline is not None and mono >= self._deadline
+
+    def _take_again(self, when: str) -> LeaseOutcome:
+        """Our lease ran out: effects are off from here; take it through the full protocol."""
+        self._drop()
+        log.warning(f"lease ran out {when}; taking it again (write, pause, re-read)",
+                    extra={"holder": self.holder_id})
+        return self.acquire()
+
     def _drop(self) -> None:
         with self._state:
             self._held = False

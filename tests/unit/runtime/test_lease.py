@@ -136,6 +136,128 @@ def test_a_lease_that_ran_out_is_taken_again_through_the_full_protocol(book, clo
     assert lease.may_start_effects()
 
 
+class SlowBook(FakeCardBook):
+    """Status calls that take a while to answer (retries, a slow network): ``slow_next(method,
+    seconds, then=...)`` makes the next such call take ``seconds`` by the clock — after the
+    service applied it, as an answer that comes back late — and runs ``then`` meanwhile."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.clock = clock
+        self._slow = {}
+
+    def slow_next(self, method, seconds, then=None):
+        self._slow[method] = (seconds, then)
+
+    def _late(self, method):
+        seconds, then = self._slow.pop(method, (0, None))
+        if seconds:
+            self.clock.advance(seconds)
+        if then is not None:
+            then()
+
+    def read_status(self, name):
+        row = super().read_status(name)
+        self._late("read_status")
+        return row
+
+    def write_status(self, row):
+        saved = super().write_status(row)
+        self._late("write_status")
+        return saved
+
+
+def status_calls(book, since=0):
+    return [name for name, _ in book.calls[since:] if name in ("read_status", "write_status")]
+
+
+def test_status_unreachable_past_the_lease_end_means_taking_it_again_through_the_full_protocol(book, clock):
+    # the two-daemon test's cut, on the fakes: every Status call fails for longer than the lease
+    lease = make(book, clock, length=4, margin=1.5, settle=0.2)
+    assert lease.tick()
+    book.fail_next("read_status", RetriableError("airtable", "503"), times=1000)
+    ticks = []
+    for _ in range(8):                                # 8 ticks a second apart: the lease (4 s) ends
+        clock.advance(1)
+        ticks.append((lease.tick(), lease.last_outcome.reason, lease.may_start_effects()))
+    assert [t[1] for t in ticks] == ["error"] * 8
+    assert not any(t[2] for t in ticks[2:])           # effects off from 1.5 s before the end
+    assert not lease.held                             # dropped once the lease ran out
+    book.clear_failures()
+    before, slept = len(book.calls), len(clock.slept)
+    clock.advance(1)
+    assert lease.tick() and lease.last_outcome.reason == "taken"
+    assert status_calls(book, before) == ["read_status", "write_status", "read_status"]
+    assert clock.slept[slept:] == [0.2]               # write, pause, re-read
+    assert book.all_receipts() == []                  # our own row: no takeover receipt
+    assert lease.may_start_effects()
+
+
+def test_status_back_before_the_lease_ends_renews_in_place(book, clock):
+    # inside the margin effects are off, but the lease never ended: nobody else may have taken
+    # it, so a renewal in place (no pause) is enough to start effects again
+    lease = make(book, clock, length=4, margin=1.5, settle=0.2)
+    assert lease.tick()
+    book.fail_next("read_status", RetriableError("airtable", "503"), times=3)
+    for _ in range(3):
+        clock.advance(1)
+        lease.tick()
+    assert lease.held and not lease.may_start_effects()     # 0.8 s left
+    slept = len(clock.slept)
+    assert lease.tick() and lease.last_outcome.reason == "renewed"
+    assert clock.slept[slept:] == [] and lease.may_start_effects()
+
+
+def test_a_renewal_read_that_outlasts_the_lease_does_not_renew_in_place(clock):
+    book = SlowBook(clock)
+    lease = make(book, clock)                         # 90 s lease, 15 s margin, 2 s pause
+    lease.acquire()
+    clock.advance(80)
+    book.slow_next("read_status", 15)                 # the renewal's read answers at 97 s
+    before = len(book.calls)
+    outcome = lease.renew()
+    assert outcome.ok and outcome.reason == "taken"
+    # read (slow), then the full protocol — no write between the slow read and a fresh read
+    assert status_calls(book, before) == ["read_status", "read_status", "write_status", "read_status"]
+    assert clock.slept == [2, 2]
+    row = book.read_status(LEASE_ROW)
+    assert row.heartbeat == clock.now() - timedelta(seconds=2)
+
+
+def test_a_renewal_that_answers_after_the_lease_ended_stands_by_for_a_successor(clock):
+    book = SlowBook(clock)
+    lease = make(book, clock)
+    lease.acquire()
+    clock.advance(80)
+    # our renewal lands, but its answer comes back at 105 s; meanwhile our old lease (ended at
+    # 90 s by our clock) was taken over by a successor whose write came after ours
+    book.slow_next("write_status", 25, then=lambda: put(book, clock, holder="next:4:dddd", until_in=85))
+    outcome = lease.renew()
+    assert not outcome.ok and outcome.reason == "held" and outcome.other == "next:4:dddd"
+    assert not lease.held and not lease.may_start_effects()
+    assert book.read_status(LEASE_ROW).holder == "next:4:dddd"   # not overwritten
+
+
+def test_our_own_running_row_after_the_lease_ran_out_is_taken_again_not_adopted(book, clock):
+    lease = make(book, clock)
+    lease.acquire()
+    clock.advance(80)
+    # the renewal is applied but its answer is lost: the row runs until 170 s, our clock says 90 s
+    book.fail_next("write_status", RetriableError("airtable", "timeout"), applied=True)
+    assert lease.renew().reason == "error"
+    assert book.read_status(LEASE_ROW).lease_until > clock.now() + timedelta(seconds=80)
+    clock.advance(12)                                 # 92 s: ours by the row, ended by our clock
+    assert not lease.may_start_effects()
+    before, slept = len(book.calls), len(clock.slept)
+    outcome = lease.tick()
+    assert outcome and lease.last_outcome.reason == "taken"
+    assert status_calls(book, before) == ["read_status", "write_status", "read_status"]
+    assert clock.slept[slept:] == [2]
+    row = book.read_status(LEASE_ROW)
+    assert row.lease_until == row.heartbeat + timedelta(seconds=90)   # a fresh lease, written now
+    assert book.all_receipts() == []
+
+
 def test_renew_notices_another_holder_and_stops_effects(book, clock):
     lease = make(book, clock)
     lease.acquire()
