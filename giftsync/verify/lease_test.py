@@ -4,17 +4,19 @@
    the two apart by the credential's fingerprint) stands by. While A works, B sends nothing
    but reads of the Status table.
 2. A is SIGKILLed; B takes over within the lease length plus one interval.
-3. B is cut off from the Status table (every Status call fails): it cannot renew, and it
-   stops claiming new records before its lease ends (the last claim is compared with the
-   ``Lease Until`` of its last successful renewal). With the faults gone it takes the lease
-   again and finishes everything.
+3. B is cut off from the Status table (every Status call fails) for longer than its lease:
+   it cannot renew, and it stops claiming new records before its lease ends (the last claim is
+   compared with the ``Lease Until`` of its last successful renewal). With the faults gone its
+   lease has ended, so it must take it again through the full protocol — not renew in place:
+   its log says the lease ran out and then ``lease taken`` (not ``renewed``), and the Airtable
+   twin's request log shows, after the faults are lifted, B's write of the lease row, then a
+   re-read of it, and only then B's next claim. Then it finishes everything.
 4. The invariants of giftsync/verify/invariants.py hold at the end.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import sys
 import time
@@ -48,6 +50,11 @@ class TwoDaemonResult:
     standby_reads: int = 0
     cutoff_margin_seconds: float | None = None
     claims_after_cutoff: int = 0
+    lease_ended_before_lift: float | None = None   # seconds B's lease had been over when the faults went
+    retaken: bool = False                          # full protocol after the cut (log and twin agree)
+    retake_seconds: float | None = None            # faults lifted → B's re-read confirmed the lease
+    retake_pause_seconds: float | None = None      # B's write of the lease row → its re-read
+    claims_before_retake: int = 0                  # B's claims between its lease end and the re-read
     violations: list = field(default_factory=list)
     problems: list = field(default_factory=list)
 
@@ -59,6 +66,48 @@ def _line_time(daemon: DaemonProcess, text: str, timeout: float) -> float | None
             return time.time()
         time.sleep(0.02)
     return None
+
+
+def _lease_call(q: dict) -> str:
+    """'read' / 'write' for a successful call on the lease row of the Status table, else ''."""
+    if "/Status" not in q["path"] or q.get("fault") or q["status"] != 200:
+        return ""
+    if q["method"] == "GET" and any("'lease'" in v for v in q.get("query", {}).get("filterByFormula", [])):
+        return "read"
+    if q["route"] == "records.upsert" and '"lease"' in q["body"]:
+        return "write"
+    return ""
+
+
+def _is_claim(q: dict) -> bool:
+    return (q["route"] == "records.update" and "/Store Redemptions" in q["path"] and "Processing" in q["body"]
+            and not q.get("fault") and q["status"] == 200)
+
+
+def retake_protocol(log: list[dict], client: set, lifted: float, until: float) -> dict:
+    """B's calls after the faults were lifted: its first successful write of the lease row, the
+    first successful re-read after it, and its first claim. The full protocol means write, then
+    re-read, and no claim before the re-read (none since the lease ended, either)."""
+    mine = [q for q in log if q.get("client") in client and q["time"] >= lifted]
+    write = next((q for q in mine if _lease_call(q) == "write"), None)
+    reread = None if write is None else next(
+        (q for q in mine if q["time"] > write["time"] and _lease_call(q) == "read"), None)
+    claims = [q for q in log if q.get("client") in client and _is_claim(q)]
+    early = [q for q in claims if q["time"] >= until and (reread is None or q["time"] < reread["time"])]
+    first_claim = next((q for q in claims if reread is not None and q["time"] > reread["time"]), None)
+    return {"write": write, "reread": reread, "early_claims": early, "first_claim": first_claim}
+
+
+def _ran_out_then_taken(text: str, start: int) -> int | None:
+    """End of B's ``lease taken`` line that follows a ``lease ran out`` line after ``start``."""
+    ran_out = text.find("giftsync.lease: lease ran out ", start)
+    if ran_out < 0:
+        return None
+    taken = text.find("giftsync.lease: lease taken holder=", ran_out)
+    if taken < 0:
+        return None
+    end = text.find("\n", taken)
+    return len(text) if end < 0 else end
 
 
 def two_daemons(workdir: Path, out=sys.stdout) -> TwoDaemonResult:
@@ -116,7 +165,9 @@ def two_daemons(workdir: Path, out=sys.stdout) -> TwoDaemonResult:
                   f"(bound: lease {LEASE:g} s + interval {INTERVAL:g} s = {r.bound_seconds:g} s)", file=out, flush=True)
         redemption(world, world.card(1).code, 1.5)
         settle(b, cycles=2, timeout=60)
-        # cut B off from the Status table: it cannot renew
+        # cut B off from the Status table, for longer than its lease: it cannot renew
+        log_b = workdir / "daemon-b.log"
+        mark = len(log_b.read_text(errors="replace"))
         cut = time.time()
         world.control("airtable", "POST", "/__sandbox/faults",
                       {"rules": [{"kind": "status", "status": 503, "match": r"/Status\b"}]})
@@ -127,11 +178,9 @@ def two_daemons(workdir: Path, out=sys.stdout) -> TwoDaemonResult:
             n += 1
             time.sleep(0.25)
         log = world.twin("airtable").requests()
-        renewals = [q for q in log if q.get("client") in fp_b and q["route"] == "records.upsert"
-                    and "/Status" in q["path"] and not q.get("fault") and q["status"] == 200
-                    and '"lease"' in q["body"] and q["time"] < cut + 0.5]
-        claims = [q for q in log if q.get("client") in fp_b and q["route"] == "records.update"
-                  and "/Store Redemptions" in q["path"] and "Processing" in q["body"] and q["time"] >= cut]
+        renewals = [q for q in log if q.get("client") in fp_b and _lease_call(q) == "write" and q["time"] < cut + 0.5]
+        claims = [q for q in log if q.get("client") in fp_b and _is_claim(q) and q["time"] >= cut]
+        until = None
         if renewals:
             body = json.loads(renewals[-1]["body"])
             until_text = body["records"][0]["fields"].get("Lease Until")
@@ -149,23 +198,53 @@ def two_daemons(workdir: Path, out=sys.stdout) -> TwoDaemonResult:
         else:
             r.problems.append("no successful lease renewal of B found before the cut")
         world.control("airtable", "DELETE", "/__sandbox/faults")
-        # B takes the lease again (the full protocol: write, pause, re-read), then finishes the rest
-        log_b = workdir / "daemon-b.log"
-        again = False
+        lifted = time.time()
+        if until is not None:
+            r.lease_ended_before_lift = lifted - until
+            if lifted <= until:
+                r.problems.append(f"the cut ended {until - lifted:.2f} s before B's lease did: the re-take "
+                                  "after a lease that ran out was not exercised")
+        # B's lease has ended: it takes it again through the full protocol (write, pause, re-read),
+        # never a renewal in place, and claims nothing before the re-read; then it finishes the rest
+        retake_at = None
         deadline = time.time() + LEASE + 10 * INTERVAL
-        while time.time() < deadline and not again:
-            again = log_b.read_text(errors="replace").count("giftsync.lease: lease taken holder=") >= 1
+        while time.time() < deadline and retake_at is None:
+            retake_at = _ran_out_then_taken(log_b.read_text(errors="replace"), mark)
             time.sleep(0.1)
-        if again:
-            mark = log_b.read_text(errors="replace").rindex("giftsync.lease: lease taken holder=")
+        if retake_at is not None:
             deadline = time.time() + 90
             while time.time() < deadline:
-                tail = log_b.read_text(errors="replace")[mark:]
+                tail = log_b.read_text(errors="replace")[retake_at:]
                 if all(tail.count(k) >= 2 for k in CYCLE_LINES):
                     break
                 time.sleep(0.2)
-        if not again:
-            r.problems.append("B did not take the lease again after the cut")
+        logged = retake_at is not None
+        seen = retake_protocol(world.twin("airtable").requests(), fp_b, lifted, until if until is not None else cut)
+        r.claims_before_retake = len(seen["early_claims"])
+        if seen["reread"] is not None:
+            r.retake_seconds = seen["reread"]["time"] - lifted
+            r.retake_pause_seconds = seen["reread"]["time"] - seen["write"]["time"]
+        r.retaken = logged and seen["reread"] is not None and not seen["early_claims"]
+        if seen["reread"] is not None:
+            claim = seen["first_claim"]
+            how = (f"write, re-read {r.retake_pause_seconds:.2f} s later, {r.retake_seconds:.2f} s after the lift, "
+                   + (f"first claim {claim['time'] - seen['reread']['time']:.2f} s after the re-read" if claim
+                      else "no claim since"))
+        else:
+            how = "no write then re-read of the lease row"
+        print(f"  faults lifted {r.lease_ended_before_lift or 0:.2f} s after B's lease ended; B took it again: "
+              f"{'yes' if r.retaken else 'NO'} (log: {'ran out, then taken' if logged else 'no re-take'}; "
+              f"twin: {how}); claims between its lease end and the re-read: {r.claims_before_retake}",
+              file=out, flush=True)
+        if not logged:
+            r.problems.append("B did not take the lease again after the cut (no 'lease ran out' then "
+                              "'lease taken' in its log)")
+        if seen["write"] is None or seen["reread"] is None:
+            r.problems.append("B's re-take after the cut is not in the Airtable log as a write then a re-read "
+                              "of the lease row")
+        if seen["early_claims"]:
+            r.problems.append(f"B claimed {len(seen['early_claims'])} record(s) after its lease ended, before "
+                              "the re-read of its re-take")
         deadline = time.time() + 60
         while time.time() < deadline:
             snap = invariants.collect_world(world, extra_codes=codes)

@@ -49,4 +49,8 @@ def test_two_daemons(tmp_path):
     assert result.standby_writes == []
     assert 0 <= result.takeover_seconds <= result.bound_seconds + 0.5
     assert result.cutoff_margin_seconds is None or result.cutoff_margin_seconds > 0
+    # after the cut B's lease had ended: taken again through write, pause, re-read (not renewed
+    # in place), and no record claimed between the lease end and the re-read
+    assert result.retaken, result.problems
+    assert result.claims_before_retake == 0
     assert result.ok, (result.problems, invariants.report(result.violations))
