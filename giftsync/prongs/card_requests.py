@@ -93,6 +93,7 @@ class _Made:
     shops: dict[int, ShopifyCard]
     receipts: list[Receipt]
     out: _Chunk
+    resumed: bool = False
 
 
 def note_for(record_id: str, index: int) -> str:
@@ -288,7 +289,7 @@ class CardRequests:
                         receipts.append(dataclasses.replace(row, time=mirror.created) if mirror.created else row)
         shops = self._make_cards(rid, plan, codes, [i for i in indices if i not in out.cards], resumed,
                                  between, stop, out)
-        return _Made(form=form, plan=plan, codes=codes, shops=shops, receipts=receipts, out=out)
+        return _Made(form=form, plan=plan, codes=codes, shops=shops, receipts=receipts, out=out, resumed=resumed)
 
     def _chunk_writes(self, made: _Made) -> _Chunk:
         """The Airtable/Klaviyo half of a chunk: ONE Gift Cards save, the delivery emails and
@@ -303,7 +304,11 @@ class CardRequests:
                     saved = {c.shopify_id: c for c in self.ctx.book.save_cards(new)}
                     for i, shop in made.shops.items():
                         out.cards[i] = saved[shop.id]
-                        receipts.append(self._receipt_row(form, plan, i, out.cards[i], shop.balance))
+                        # the opening: the balance the card was made with, dated when it was made (an
+                        # adopted card may have been spent, or mirrored by another flow, since)
+                        row = self._receipt_row(form, plan, i, out.cards[i], shop.initial_value or plan.amount)
+                        receipts.append(dataclasses.replace(row, time=min(row.time, shop.created_at))
+                                        if made.resumed and shop.created_at else row)
             order = sorted(out.cards)
             results = self._parallel([lambda i=i: self._deliver_and_relay(form, plan, i, codes[i], out.cards[i], receipts)
                                       for i in order])
@@ -443,7 +448,7 @@ class CardRequests:
                 raise Invalid("The same serial appears twice")
             for n, serial in enumerate(serials, 1):
                 used = self.ctx.book.card_by_hash(self.ctx.hasher.hash(serial))
-                if used is not None and not (resumed and used.source_record == form.record_id):
+                if used is not None and not (resumed and self._ours(used, form.record_id, n - 1)):
                     raise Invalid(f"Serial {n} ({mask(last4(serial))}) is already used by a card")
                 if not resumed and self.ctx.ledger.find_by_code(serial) is not None:
                     raise Invalid(f"Serial {n} ({mask(last4(serial))}) is already used by a card in Shopify")
@@ -472,6 +477,15 @@ class CardRequests:
             store_record_id=plan.store.record_id, source=f"{TABLE.value}/{form.record_id}",
             outcome=RequestOutcome.ISSUED.value, correlation_id=note_for(form.record_id, i),
             details=f"card {i + 1} of {plan.quantity}, {plan.kind.value}" + (f", staff={form.staff}" if form.staff else ""))
+
+    def _ours(self, card: MirrorCard, rid: str, i: int) -> bool:
+        """A mirrored card that this request made: saved by it, or created by it in Shopify (its
+        note) and mirrored by another flow (a shop redemption or a balance check of the serial)
+        while this request's own save had failed; the resume adopts it."""
+        if card.source_record == rid:
+            return True
+        shop = self.ctx.ledger.get_card(card.shopify_id) if card.shopify_id else None
+        return shop is not None and shop.note == note_for(rid, i)
 
     def _adopt(self, code: str, rid: str, i: int) -> ShopifyCard | None:
         """The card with this code, if it is ours (note matches); None if there is none."""

@@ -211,6 +211,33 @@ def test_crash_between_create_and_mirror(world):
     assert world.ledger.count("create_card") == 2
 
 
+def test_physical_card_mirrored_by_a_shop_while_its_save_failed_is_adopted_on_resume(world):
+    """The card is made in Shopify but the request's Gift Cards save fails; before the resume the
+    serial is redeemed in a shop, which mirrors the card as one it does not know (found by
+    the fault soak). The resume recognises the card by its Shopify note, adopts the row, and
+    opens the ledger with the value the card was made with, dated when it was made: the
+    shop's debit counts once and the request ends Done (it used to stay in Processing with an
+    alert on every cycle: "Serial 1 is already used by a card")."""
+    rid = world.book.add_card_request(world.store, "20", 1, kind="Physical", serials="SOAKSERIAL01")
+    world.book.fail_next("save_cards", RetriableError("airtable", "429"))
+    world.run()
+    assert world.form(Q, rid)["Status"] == "Processing" and len(world.book.cards) == 0
+    world.clock.advance(30)
+    red = world.book.add_redemption("soakserial01", "5.00", world.store)
+    world.run()
+    assert world.form(FormTable.REDEMPTIONS, red)["Status"] == "Done"
+    f = world.form(Q, rid)
+    assert f["Status"] == "Done", f
+    [card] = world.book.cards.values()
+    assert card.source_record == rid and card.kind.value == "Physical" and card.balance == usd("15.00")
+    assert world.ledger.count("create_card") == 1
+    assert not [e for e in world.events(Metric.ALERT) if "stuck" in str(e.properties)]
+    opening = world.book.receipts[f"activate:{rid}:0"]
+    assert opening.balance_after == usd("20.00") and opening.amount == usd("20.00")
+    assert opening.time < world.book.receipts[f"redeem:{red}"].time
+    assert_ledger_adds_up(world)
+
+
 def test_bulk_request_serves_redemptions_between_cards(world):
     world.prong = world.new_prong(card_create_workers=1)   # one create at a time: the test counts calls
     code, shop, _ = world.card("50")
