@@ -527,6 +527,11 @@ class FakeCardBook(_Failing):
             existing = next((c for c in self.cards.values() if c.shopify_id == card.shopify_id), None)
             rid = existing.record_id if existing else (card.record_id if card.record_id in self.cards else self.new_id())
             saved = dataclasses.replace(card, record_id=rid)
+            if existing is not None:
+                # like the adapter: empty values are left out, so saving never clears a cell
+                for f in dataclasses.fields(MirrorCard):
+                    if getattr(saved, f.name) in (None, "", []) and getattr(existing, f.name) not in (None, "", []):
+                        setattr(saved, f.name, getattr(existing, f.name))
             if saved.created is None:
                 saved.created = existing.created if existing and existing.created else self.clock.now()
             self.cards[rid] = copy.deepcopy(saved)

@@ -307,8 +307,16 @@ class CardRequests:
                         # the opening: the balance the card was made with, dated when it was made (an
                         # adopted card may have been spent, or mirrored by another flow, since)
                         row = self._receipt_row(form, plan, i, out.cards[i], shop.initial_value or plan.amount)
-                        receipts.append(dataclasses.replace(row, time=min(row.time, shop.created_at))
-                                        if made.resumed and shop.created_at else row)
+                        if out.cards[i].opened_at is not None:
+                            # another flow mirrored the card first (a shop redemption or a balance
+                            # check of the serial): its MIRROR receipt opened the ledger, so this
+                            # one carries no amount (docs/adr/0004-online-ledger.md)
+                            row = dataclasses.replace(row, amount=None, balance_after=shop.balance,
+                                                      details=row.details + "; the card's ledger was opened "
+                                                                            "when it was first mirrored")
+                        elif made.resumed and shop.created_at:
+                            row = dataclasses.replace(row, time=min(row.time, shop.created_at))
+                        receipts.append(row)
             order = sorted(out.cards)
             results = self._parallel([lambda i=i: self._deliver_and_relay(form, plan, i, codes[i], out.cards[i], receipts)
                                       for i in order])

@@ -370,8 +370,13 @@ class ShopifyPurchases:
             mirror = self.ctx.book.card_by_shopify_id(shop.id)     # mirrored by a shop redemption first?
         if mirror is not None:
             if not any(r.receipt_id == rid for r in self.ctx.book.receipts_for_card(mirror.record_id)):
-                self._issue_receipt(rid, order, mirror, shop.initial_value or shop.balance, shop.balance, source,
-                                    "Shopify-native card (issued and emailed by Shopify)")
+                # mirrored before (a shop or a balance check met it first): that MIRROR receipt
+                # opened the card's ledger, so this one carries no amount (ADR 0004)
+                opened_before = mirror.opened_at is not None
+                value = None if opened_before else shop.initial_value or shop.balance
+                self._issue_receipt(rid, order, mirror, value, shop.balance, source,
+                                    "Shopify-native card (issued and emailed by Shopify)"
+                                    + ("; its ledger was opened when it was first mirrored" if opened_before else ""))
             return mirror
         purchaser, purchaser_name = purchaser_of(order)
         now = self.ctx.clock.now()
@@ -391,11 +396,12 @@ class ShopifyPurchases:
         log.info("native card mirrored order=%s card=%s", order.name, saved.masked)
         return saved
 
-    def _issue_receipt(self, receipt_id: str, order: ShopifyOrder, card: MirrorCard, amount: Money,
+    def _issue_receipt(self, receipt_id: str, order: ShopifyOrder, card: MirrorCard, amount: Money | None,
                        balance: Money, source: str, details: str) -> None:
         self.ctx.write_receipts("purchase.receipt", [self.ctx.receipt(
             receipt_id, Activity.ISSUE, channel=Channel.ONLINE, card_record_id=card.record_id,
-            card_masked=card.masked, amount=amount if amount.currency == balance.currency else None,
+            card_masked=card.masked,
+            amount=amount if amount is not None and amount.currency == balance.currency else None,
             balance_after=balance, source=source, outcome="Issued online", correlation_id=order.id,
             details=details)])
 

@@ -214,10 +214,10 @@ def test_crash_between_create_and_mirror(world):
 def test_physical_card_mirrored_by_a_shop_while_its_save_failed_is_adopted_on_resume(world):
     """The card is made in Shopify but the request's Gift Cards save fails; before the resume the
     serial is redeemed in a shop, which mirrors the card as one it does not know (found by
-    the fault soak). The resume recognises the card by its Shopify note, adopts the row, and
-    opens the ledger with the value the card was made with, dated when it was made: the
-    shop's debit counts once and the request ends Done (it used to stay in Processing with an
-    alert on every cycle: "Serial 1 is already used by a card")."""
+    the fault soak). The resume recognises the card by its Shopify note and adopts the row;
+    the shop's mirror opened the ledger, so the request's receipt adds no amount: the debit
+    counts once and the request ends Done (it used to stay in Processing with an alert on
+    every cycle: "Serial 1 is already used by a card")."""
     rid = world.book.add_card_request(world.store, "20", 1, kind="Physical", serials="SOAKSERIAL01")
     world.book.fail_next("save_cards", RetriableError("airtable", "429"))
     world.run()
@@ -232,9 +232,12 @@ def test_physical_card_mirrored_by_a_shop_while_its_save_failed_is_adopted_on_re
     assert card.source_record == rid and card.kind.value == "Physical" and card.balance == usd("15.00")
     assert world.ledger.count("create_card") == 1
     assert not [e for e in world.events(Metric.ALERT) if "stuck" in str(e.properties)]
-    opening = world.book.receipts[f"activate:{rid}:0"]
-    assert opening.balance_after == usd("20.00") and opening.amount == usd("20.00")
-    assert opening.time < world.book.receipts[f"redeem:{red}"].time
+    # the shop's MIRROR receipt opened the card's ledger (20.00, before the debit); the request's
+    # ACTIVATE receipt, written after, carries no amount, or the 20.00 would count twice
+    [mirror] = [r for r in world.book.receipts.values() if r.activity is Activity.MIRROR]
+    assert mirror.balance_after == usd("20.00") and mirror.time <= world.book.receipts[f"redeem:{red}"].time
+    activate = world.book.receipts[f"activate:{rid}:0"]
+    assert activate.amount is None and activate.balance_after == usd("15.00")
     assert_ledger_adds_up(world)
 
 

@@ -242,3 +242,37 @@ def test_mixed_order_giftsync_and_native_lines(online):
     assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 2
     assert online.ledger.count("create_card") == 1 and len(online.events(Metric.GIFT_CARD_DELIVERED)) == 1
     assert_ledger_adds_up(online)
+
+
+def test_native_card_met_in_a_shop_before_its_order_keeps_one_opening(online):
+    """A native card bought online is checked (mirrored: the MIRROR receipt opens its ledger)
+    and spent online before the purchase prong sees it issued. The late ISSUE receipt carries
+    no amount: with one it would be a second opening and the ledger would count 50.00 twice."""
+    from giftsync.prongs.context import StoreContext
+    from giftsync.prongs.mirror import mirror_shopify_card
+    order = online.orders.purchase([{"sku": "NATIVE-50", "quantity": 1, "price": "50.00", "is_gift_card": True}],
+                                   email="cy@example.test", native_hidden=True)
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.WAITING
+    [card_id] = online.orders.native_cards(order.id)
+    ctx = StoreContext(book=online.book, ledger=online.ledger, messenger=online.messenger, clock=online.clock,
+                       hasher=online.hasher, options=online.options)
+    online.clock.advance(5)
+    mirror = mirror_shopify_card(ctx, online.ledger.get_card(card_id), online.ledger.code_of(card_id),
+                                 point="check.mirror", source="Balance Checks/recX")
+    assert mirror.opened_at is not None and mirror.balance.amount == Decimal("50.00")
+    online.clock.advance(5)
+    online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "12"}], email="cy@example.test",
+                           gift_card_payments=[(card_id, "12.00")])
+    online.redemptions.run_once()
+    online.orders.release_native(order.id)
+    online.clock.advance(15)
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.DONE
+    receipts = online.book.receipts_for_card(mirror.record_id)
+    [issue] = [r for r in receipts if r.activity is Activity.ISSUE]
+    assert issue.amount is None and "first mirrored" in issue.details
+    assert issue.balance_after.amount == Decimal("38.00")
+    assert_ledger_adds_up(online)
+    online.clock.advance(online.online.overlap_seconds + 1)
+    assert online.reconcile.run_once().adjusted == 0
