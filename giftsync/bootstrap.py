@@ -147,6 +147,11 @@ def build_lease(settings: Settings | None, book: CardBook, clock: Clock, holder:
 
 # -- prongs -------------------------------------------------------------------------------------
 
+# Chunks of a bulk card request written at once: one chunk's delivery emails overlap another's
+# Airtable writes, so Airtable (0.3 requests a card) never waits on Klaviyo.
+DAEMON_CARD_WRITERS = 3
+
+
 def store_options(settings: Settings | None) -> Any:
     from .prongs.options import StoreOptions
     if settings is None:
@@ -160,6 +165,7 @@ def store_options(settings: Settings | None) -> Any:
         check_window_seconds=settings.balance_check_window_seconds,
         admin_email=settings.admin_email,
         order_overlap_seconds=settings.order_overlap_seconds,
+        card_writers=DAEMON_CARD_WRITERS,
     )
 
 

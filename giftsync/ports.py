@@ -75,10 +75,12 @@ class CardBook(Protocol):
     """The Airtable base."""
 
     # -- forms ---------------------------------------------------------------------------
-    def pending_redemptions(self, limit: int = 100) -> list[RedemptionForm]:
-        """Records with Status blank/New or Processing (to resume), oldest first."""
-    def pending_card_requests(self, limit: int = 100) -> list[CardRequestForm]: ...
-    def pending_balance_checks(self, limit: int = 100) -> list[BalanceCheckForm]: ...
+    def pending_redemptions(self, limit: int = 100, *, with_unnotified: bool = False) -> list[RedemptionForm]:
+        """Records with Status blank/New or Processing (to resume), oldest first. With
+        ``with_unnotified`` the records ``unnotified`` would list follow them, from the same
+        request (up to ``limit`` of each)."""
+    def pending_card_requests(self, limit: int = 100, *, with_unnotified: bool = False) -> list[CardRequestForm]: ...
+    def pending_balance_checks(self, limit: int = 100, *, with_unnotified: bool = False) -> list[BalanceCheckForm]: ...
     def unnotified(self, table: FormTable, limit: int = 100) -> list[RedemptionForm | CardRequestForm | BalanceCheckForm]:
         """Done/Rejected records whose Notified box is not ticked (emails to resend)."""
     def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:

@@ -446,30 +446,36 @@ class FakeCardBook(_Failing):
                                 notified=bool(f.get("Notified")), created=created,
                                 processed_at=_when(f.get("Processed At")))
 
-    def _pending(self, table: FormTable, limit: int) -> list:
+    def _pending(self, table: FormTable, limit: int, with_unnotified: bool = False) -> list:
         rows = [(rid, f) for rid, f in self.forms[table].items() if (f.get("Status") or "") in _PENDING]
+        rows.sort(key=lambda r: r[1]["_created"])
+        out = [self._form(table, rid, f) for rid, f in rows[:limit]]
+        return out + (self._unnotified(table, limit) if with_unnotified else [])
+
+    def _unnotified(self, table: FormTable, limit: int) -> list:
+        rows = [(rid, f) for rid, f in self.forms[table].items()
+                if (f.get("Status") or "") in _DONE and not f.get("Notified")]
         rows.sort(key=lambda r: r[1]["_created"])
         return [self._form(table, rid, f) for rid, f in rows[:limit]]
 
     # -- forms (port) -------------------------------------------------------------------------
-    def pending_redemptions(self, limit: int = 100) -> list[RedemptionForm]:
+    # ``with_unnotified``: the unnotified records (Done/Rejected, Notified unticked) come in the
+    # same call, after the pending ones (one list request in the Airtable adapter).
+    def pending_redemptions(self, limit: int = 100, *, with_unnotified: bool = False) -> list[RedemptionForm]:
         failure = self._enter("pending_redemptions")
-        return self._exit(failure, self._pending(FormTable.REDEMPTIONS, limit))
+        return self._exit(failure, self._pending(FormTable.REDEMPTIONS, limit, with_unnotified))
 
-    def pending_card_requests(self, limit: int = 100) -> list[CardRequestForm]:
+    def pending_card_requests(self, limit: int = 100, *, with_unnotified: bool = False) -> list[CardRequestForm]:
         failure = self._enter("pending_card_requests")
-        return self._exit(failure, self._pending(FormTable.CARD_REQUESTS, limit))
+        return self._exit(failure, self._pending(FormTable.CARD_REQUESTS, limit, with_unnotified))
 
-    def pending_balance_checks(self, limit: int = 100) -> list[BalanceCheckForm]:
+    def pending_balance_checks(self, limit: int = 100, *, with_unnotified: bool = False) -> list[BalanceCheckForm]:
         failure = self._enter("pending_balance_checks")
-        return self._exit(failure, self._pending(FormTable.BALANCE_CHECKS, limit))
+        return self._exit(failure, self._pending(FormTable.BALANCE_CHECKS, limit, with_unnotified))
 
     def unnotified(self, table: FormTable, limit: int = 100) -> list:
         failure = self._enter("unnotified", table)
-        rows = [(rid, f) for rid, f in self.forms[table].items()
-                if (f.get("Status") or "") in _DONE and not f.get("Notified")]
-        rows.sort(key=lambda r: r[1]["_created"])
-        return self._exit(failure, [self._form(table, rid, f) for rid, f in rows[:limit]])
+        return self._exit(failure, self._unnotified(table, limit))
 
     def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:
         failure = self._enter("update_forms", table, copy.deepcopy(updates))

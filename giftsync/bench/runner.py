@@ -368,6 +368,7 @@ class Scenario:
                     "cards_per_second": issued / ((sent or now) - self.bulk_submitted) if issued else None,
                     "bucket_bound_seconds": self.cfg.bulk / 10.0}
         classes = classify(logs, self.bulk_id)
+        self._dump(logs)
         n_red = len(latencies)
         issued = bulk["cards_issued"] if bulk else 0
         per = {}
@@ -376,6 +377,7 @@ class Scenario:
                         "per_redemption": counts["redemption"] / n_red if n_red else None,
                         "per_card": counts["bulk"] / issued if issued else None}
         status_429 = sum(1 for entries in logs.values() for e in entries if e["status"] == 429)
+        per["airtable"]["breakdown"] = breakdown(logs["airtable"], self.bulk_id)
         return {
             "mode": self.cfg.mode, "bulk": self.cfg.bulk, "config": asdict(self.cfg),
             "load_seconds": t_end - t0, "run_seconds": t1 - t0,
@@ -392,6 +394,33 @@ class Scenario:
             "requests": {"by_service": per, "status_429": status_429,
                          "log_truncated": any(len(v) >= 20000 for v in logs.values())},
         }
+
+
+    def _dump(self, logs: dict[str, list[dict]]) -> None:
+        """The twins' request logs (time, method, path/route, status) next to the daemon log, for
+        a closer look at where requests and waits went."""
+        try:
+            with open(self.root / "requests.jsonl", "w", encoding="utf-8") as fh:
+                for name, entries in logs.items():
+                    for e in entries:
+                        fh.write(json.dumps({"service": name, "time": e.get("time"), "method": e.get("method"),
+                                             "path": e.get("path") or e.get("route"), "status": e.get("status"),
+                                             "query": e.get("query"), "body": (e.get("body") or "")[:300]}) + "\n")
+        except OSError:
+            pass
+
+
+def breakdown(entries: list[dict], bulk_id: str | None) -> dict[str, int]:
+    """Airtable requests by kind of work, method and table (``redemption GET Store Redemptions``)."""
+    out: dict[str, int] = {}
+    for e in entries:
+        kind = next(k for k, n in classify({"airtable": [e], "shopify": [], "klaviyo": []}, bulk_id)["airtable"].items()
+                    if n)
+        table = (e.get("path") or "").rstrip("/").split("/")
+        table = next((t for t in reversed(table) if t and not t.startswith(("rec", "listRecords"))), "?")
+        key = f"{kind} {e.get('method')} {table}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _unique_ids(body: str) -> list[str]:
@@ -415,6 +444,13 @@ def _unique_ids(body: str) -> list[str]:
     return out
 
 
+def _updates_by_id(body: str) -> bool:
+    """A PATCH naming its records by id (a balances write), not an upsert on a key (a card
+    mirrored, whose fields include its Code Hash): the twins log the first part of a body only,
+    so ``performUpsert`` (at its end) may be cut off."""
+    return body.replace(" ", "").startswith('{"records":[{"id":')
+
+
 def classify(logs: dict[str, list[dict]], bulk_id: str | None) -> dict[str, dict[str, int]]:
     """Sort each request into the work it served: ``redemption`` (store redemptions), ``bulk``
     (the bulk card request), ``other`` (online orders, lease, polls of other tables, …)."""
@@ -427,8 +463,8 @@ def classify(logs: dict[str, list[dict]], bulk_id: str | None) -> dict[str, dict
             kind = "redemption"
         elif "/Card Requests" in path or bulk in body or "Store request" in body:
             kind = "bulk"
-        elif "/Gift Cards" in path and ("Code Hash" in query or "Code Hash" in body
-                                          or (e["method"] == "PATCH" and "performUpsert" not in body)):
+        elif "/Gift Cards" in path and (_updates_by_id(body) if e["method"] == "PATCH"
+                                          else ("Code Hash" in query or "Code Hash" in body)):
             kind = "redemption"
         else:
             kind = "other"

@@ -28,7 +28,7 @@ from ..domain.outcomes import CheckOutcome, FormStatus
 from ..domain.throttle import SlidingWindow
 from ..ports import FormTable
 from ..runtime.budget import BACKGROUND, priority
-from .context import INVALID_CODE_NOTE, StoreContext, safe_call
+from .context import INVALID_CODE_NOTE, StoreContext, resend_each, safe_call, split_finished
 from .mirror import mirror_shopify_card
 
 log = logging.getLogger("giftsync.balance_checks")
@@ -54,6 +54,7 @@ def answer_properties(card_masked: str, balance: Money, expires_on) -> dict:
 
 class BalanceChecks:
     def __init__(self, ctx: StoreContext) -> None:
+        self._unnotified: list[BalanceCheckForm] | None = None    # from the last poll, for resend()
         self.ctx = ctx
         self.by_email = SlidingWindow(ctx.options.check_limit, ctx.options.check_window_seconds)
         self.by_code = SlidingWindow(ctx.options.check_limit, ctx.options.check_window_seconds)
@@ -104,7 +105,9 @@ class BalanceChecks:
         with priority(BACKGROUND):
             if not self.seeded:
                 self.seed()
-            forms = self.ctx.book.pending_balance_checks(self.ctx.options.batch_size)
+            self._unnotified = None
+            forms, self._unnotified = split_finished(
+                self.ctx.book.pending_balance_checks(self.ctx.options.batch_size, with_unnotified=True))
             for form in forms:
                 if stop():
                     break
@@ -220,23 +223,21 @@ class BalanceChecks:
         """Unnotified checks: the uniform answer can be rebuilt and is sent again. An answer with a
         balance cannot (only the masked code is left): it is marked notified with an alert already
         raised when its email failed; the customer may simply ask again."""
-        sent = 0
-        for form in self.ctx.book.unnotified(TABLE, self.ctx.options.batch_size):
-            if stop():
-                break
-            if form.record_id in self.ctx.notified_this_cycle:
-                continue
+        forms, self._unnotified = self._unnotified, None
+        if forms is None:
+            forms = self.ctx.book.unnotified(TABLE, self.ctx.options.batch_size)
 
-            def again(f: BalanceCheckForm = form) -> None:
-                nonlocal sent
-                if f.outcome in (CheckOutcome.NO_MATCH.value, CheckOutcome.THROTTLED.value) and valid_email(f.email_raw):
-                    event = EmailEvent(metric=Metric.BALANCE_CHECK_ANSWERED, email=str(f.email_raw).strip(),
-                                       unique_id=f"check:{f.record_id}:answer", properties=no_match_properties())
-                    reach("check.email")
-                    if not self.ctx.notifier.send(event, source=f"{TABLE.value}/{f.record_id}"):
-                        return
-                    sent += 1
-                reach("check.finish")
-                self.ctx.book.update_forms(TABLE, {f.record_id: {"Notified": True}})
-            safe_call(log, "balance check resend", form.record_id, again)
-        return sent
+        def again(f: BalanceCheckForm) -> bool:
+            if f.outcome in (CheckOutcome.NO_MATCH.value, CheckOutcome.THROTTLED.value) and valid_email(f.email_raw):
+                event = EmailEvent(metric=Metric.BALANCE_CHECK_ANSWERED, email=str(f.email_raw).strip(),
+                                   unique_id=f"check:{f.record_id}:answer", properties=no_match_properties())
+                reach("check.email")
+                if not self.ctx.notifier.send(event, source=f"{TABLE.value}/{f.record_id}"):
+                    return False
+                sent = True
+            else:
+                sent = False
+            reach("check.finish")
+            self.ctx.book.update_forms(TABLE, {f.record_id: {"Notified": True}})
+            return sent
+        return resend_each(self.ctx, log, "balance check resend", forms, again, stop)

@@ -29,6 +29,7 @@ import logging
 import re
 import secrets
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,13 +46,14 @@ from ..domain.outcomes import FormStatus, RequestOutcome
 from ..errors import AmbiguousError, RetriableError
 from ..runtime.budget import NORMAL, priority
 from ..ports import FormTable
-from .context import StoreContext, safe_call
+from .context import StoreContext, resend_each, safe_call, split_finished
 from .options import StoreOptions
 
 log = logging.getLogger("giftsync.card_requests")
 
 TABLE = FormTable.CARD_REQUESTS
 CREATE_SENDS = 3
+CARD_MAIL_WORKERS = 8     # delivery emails / CRM events in flight (40 events/s at ~100 ms each needs 4)
 NONCE_PREFIX = "nonce:"
 DONE_PREFIX = "done:"
 _SERIAL_SPLIT = re.compile(r"[\n\r,;]+")
@@ -137,7 +139,9 @@ class CardRequests:
         self.in_hand: list[str] = []        # codes of the request in hand (to mask them in error logs)
         self._pool: ThreadPoolExecutor | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._mail: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._unnotified: list[CardRequestForm] | None = None    # from the last poll, for resend()
 
     @property
     def options(self) -> StoreOptions:
@@ -146,8 +150,10 @@ class CardRequests:
     # -- the poll -----------------------------------------------------------------------------
     def run(self, between_cards: Callable[[], object] | None = None, stop=lambda: False) -> int:
         between = between_cards or (lambda: None)
+        self._unnotified = None
         with priority(NORMAL):
-            forms = self.ctx.book.pending_card_requests(self.options.batch_size)
+            forms, self._unnotified = split_finished(
+                self.ctx.book.pending_card_requests(self.options.batch_size, with_unnotified=True))
             if not forms:
                 return 0
             stores = self.ctx.book.stores()
@@ -198,19 +204,18 @@ class CardRequests:
         cards: dict[int, MirrorCard] = {}
         delivered_all = True
         size = self.options.card_chunk
-        pending: Future | None = None   # the previous chunk's writes (at most one outstanding)
+        pending: deque[Future] = deque()     # chunks' writes in flight, oldest first
+        writers = self.options.card_writers
 
-        def settle() -> _Chunk | None:
-            """Wait for the previous chunk's writes; fold them in; None if there were none."""
-            nonlocal pending, delivered_all
-            if pending is None:
-                return None
-            done, pending = pending.result(), None
-            cards.update(done.cards)
-            delivered_all = delivered_all and done.delivered_all
-            if done.error is not None:
-                raise done.error
-            return done
+        def settle(keep: int = 0) -> None:
+            """Wait for the oldest chunks' writes until at most ``keep`` are in flight; fold them in."""
+            nonlocal delivered_all
+            while len(pending) > keep:
+                done = pending.popleft().result()
+                cards.update(done.cards)
+                delivered_all = delivered_all and done.delivered_all
+                if done.error is not None:
+                    raise done.error
 
         try:
             for start in range(0, plan.quantity, size):
@@ -220,21 +225,21 @@ class CardRequests:
                     return
                 made = self._chunk_creates(form, plan, nonce, list(range(start, min(start + size, plan.quantity))),
                                            existing, resumed, between, stop)
+                last = start + size >= plan.quantity
+                broken = made.out.refused is not None or made.out.error is not None or made.out.stopped
                 try:
-                    settle()                # the previous chunk's writes ran while these were created
+                    settle(0 if last or broken else writers - 1)   # earlier chunks' writes ran meanwhile
                 except Exception:
                     self._chunk_writes(made)     # mirror and record the cards just made, then fail
                     raise
-                if made.out.refused is not None or made.out.error is not None or made.out.stopped \
-                        or start + size >= plan.quantity:
-                    chunk = self._chunk_writes(made)      # the last or a broken chunk: written here
-                    cards.update(chunk.cards)
-                    delivered_all = delivered_all and chunk.delivered_all
-                else:
-                    # Pipelined: this chunk's Gift Cards save, emails and receipts go on the writer
-                    # thread while the next chunk's cards are created.
-                    pending = self._writer_().submit(self._chunk_writes, made)
+                if not (last or broken):
+                    # Pipelined: this chunk's Gift Cards save, emails and receipts go on a writer
+                    # thread while the next chunks' cards are created.
+                    pending.append(self._writer_().submit(self._chunk_writes, made))
                     continue
+                chunk = self._chunk_writes(made)      # the last or a broken chunk: written here
+                cards.update(chunk.cards)
+                delivered_all = delivered_all and chunk.delivered_all
                 if chunk.refused is not None:
                     i, exc = chunk.refused
                     with priority(NORMAL):
@@ -248,9 +253,9 @@ class CardRequests:
                     return
             settle()
         finally:
-            if pending is not None:     # an error above: never leave writes running behind us
+            while pending:              # an error above: never leave writes running behind us
                 try:
-                    pending.result()
+                    pending.popleft().result()
                 except BaseException:  # noqa: BLE001 — the first error is the one raised
                     pass
         if not delivered_all:
@@ -394,18 +399,26 @@ class CardRequests:
             return ok
 
     def _pool_(self) -> ThreadPoolExecutor:
+        """The creates in flight."""
         with self._pool_lock:
             if self._pool is None:
-                # the creates in flight plus 4 for the emails of the chunk being written
-                self._pool = ThreadPoolExecutor(self.options.card_create_workers + 4,
-                                                thread_name_prefix="cards")
+                self._pool = ThreadPoolExecutor(self.options.card_create_workers, thread_name_prefix="cards")
             return self._pool
 
+    def _mail_pool(self) -> ThreadPoolExecutor:
+        """The delivery emails and CRM events of the chunks being written (Klaviyo's budget
+        governs); apart from the creates, so neither queues behind the other."""
+        with self._pool_lock:
+            if self._mail is None:
+                self._mail = ThreadPoolExecutor(CARD_MAIL_WORKERS, thread_name_prefix="cards-mail")
+            return self._mail
+
     def _writer_(self) -> ThreadPoolExecutor:
-        """One thread: a chunk's Airtable writes and emails while the next chunk is created."""
+        """``card_writers`` threads: chunks' Airtable writes and emails while the next chunks
+        are created (one chunk's emails overlap another's Airtable writes)."""
         with self._pool_lock:
             if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="cards-writer")
+                self._writer = ThreadPoolExecutor(self.options.card_writers, thread_name_prefix="cards-writer")
             return self._writer
 
     def _parallel(self, fns: list[Callable[[], object]]) -> list[object]:
@@ -416,7 +429,7 @@ class CardRequests:
                 return exc
         if len(fns) <= 1:
             return [call(fn) for fn in fns]
-        pool = self._pool_()
+        pool = self._mail_pool()
         return [f.result() for f in [pool.submit(call, fn) for fn in fns]]
 
     # -- validation ---------------------------------------------------------------------------
@@ -605,25 +618,19 @@ class CardRequests:
         return ok
 
     def resend(self, stop=lambda: False) -> int:
-        forms = self.ctx.book.unnotified(TABLE, self.options.batch_size)
+        """Finished requests whose confirmations did not go out: sent again. The list comes from
+        this cycle's poll (``run``) when there was one, else from a request of its own."""
+        forms, self._unnotified = self._unnotified, None
+        if forms is None:
+            forms = self.ctx.book.unnotified(TABLE, self.options.batch_size)
         if not forms:
             return 0
         stores = self.ctx.book.stores()
-        sent = 0
-        for form in forms:
-            if stop():
-                break
-            if form.record_id in self.ctx.notified_this_cycle:
-                continue
 
-            def again(f: CardRequestForm = form) -> None:
-                nonlocal sent
-                cards = [c for c in (self.ctx.book.card(cid) for cid in f.card_ids) if c is not None]
-                store = stores.get(f.store_ids[0]) if f.store_ids else None
-                if self.notify(f, store, cards):
-                    sent += 1
-            safe_call(log, "card request email resend", form.record_id, again)
-        return sent
+        def again(f: CardRequestForm) -> bool:
+            cards = [c for c in (self.ctx.book.card(cid) for cid in f.card_ids) if c is not None]
+            return self.notify(f, stores.get(f.store_ids[0]) if f.store_ids else None, cards)
+        return resend_each(self.ctx, log, "card request email resend", forms, again, stop)
 
     # -- endings ------------------------------------------------------------------------------
     def _finish(self, form: CardRequestForm, plan: Plan, cards: list[MirrorCard], nonce: str) -> None:

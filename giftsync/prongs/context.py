@@ -7,7 +7,7 @@ import os
 import secrets
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from ..crashpoints import reach
 from ..domain.codes import CodeHasher, mask_text_codes
@@ -17,6 +17,8 @@ from .notify import Notifier
 from .options import StoreOptions
 
 INVALID_CODE_NOTE = "(invalid code removed)"
+FINISHED = ("Done", "Rejected")          # FormStatus values of a finished form record
+F = TypeVar("F")
 
 
 @dataclass
@@ -67,3 +69,32 @@ def safe_call(log: logging.Logger, what: str, record_id: str, fn: Callable[[], o
         log.warning("%s failed record=%s error=%s where=%s message=%r; left for the next cycle",
                     what, record_id, type(exc).__name__, where, message)
         return False
+
+
+def split_finished(forms: Iterable[F]) -> tuple[list[F], list[F]]:
+    """A poll's list (``pending_*(..., with_unnotified=True)``) split into the records to
+    process and the finished ones whose email did not go out."""
+    pending, finished = [], []
+    for form in forms:
+        (finished if getattr(form, "status", "") in FINISHED else pending).append(form)
+    return pending, finished
+
+
+def resend_each(ctx: StoreContext, log: logging.Logger, what: str, forms: Iterable[F],
+                again: Callable[[F], bool], stop: Callable[[], bool] = lambda: False) -> int:
+    """The resend loop of every form table: for each finished record whose Notified box is
+    unticked, ``again(form)`` rebuilds its email(s) from the record alone and sends them (True
+    when they went out and Notified was ticked). Records whose emails were attempted in this
+    cycle are left to the next; one record's failure is logged and never stops the loop; no
+    new send starts once ``stop()``. Returns how many were sent."""
+    sent = 0
+    for form in forms:
+        if stop():
+            break
+        rid = form.record_id  # type: ignore[attr-defined]
+        if rid in ctx.notified_this_cycle:
+            continue
+        result: list[bool] = []
+        if safe_call(log, what, rid, lambda f=form: result.append(bool(again(f)))) and result and result[0]:
+            sent += 1
+    return sent

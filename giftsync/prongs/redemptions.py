@@ -9,8 +9,9 @@ One poll (``run``)::
     one card's redemptions in order on one worker (on AmbiguousError: read the card's
     transactions for the note before any resend; a record found in Processing is read back
     first) → store emails and CRM events (concurrent; Klaviyo drops a resend by ``unique_id``)
-    → ONE receipts upsert (REDEEM / REJECT) → ONE balances write (per card, the last balance
-    Shopify reported) → reach("redeem.finish"), ONE final write per 10 records: Done/Rejected,
+    while this thread writes ONE receipts upsert (REDEEM / REJECT) and ONE balances write (per
+    card, the last balance Shopify reported) → reach("redeem.finish"), ONE final write per 10
+    records once all of them are through: Done/Rejected,
     Outcome, Reason, Balance After, Processed At, and Notified when the email was accepted.
 
 Rejections (code format, store, amount, not found, disabled, Shopify refusals) join the same
@@ -47,7 +48,7 @@ from ..domain.outcomes import FormStatus, RedemptionOutcome
 from ..errors import AmbiguousError, RetriableError
 from ..ports import FormTable, MoveResult
 from ..runtime.budget import URGENT, priority
-from .context import INVALID_CODE_NOTE, StoreContext, new_attempt_id, safe_call
+from .context import INVALID_CODE_NOTE, StoreContext, new_attempt_id, resend_each, safe_call, split_finished
 from .mirror import mirror_shopify_card
 
 log = logging.getLogger("giftsync.redemptions")
@@ -110,6 +111,10 @@ class Redemptions:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # The unnotified records the last poll's list brought (one list request for both): the
+        # store cycle resends them on its own thread, never holding up a poll.
+        self._unnotified: list[RedemptionForm] | None = None
+        self._stash_lock = threading.Lock()
 
     # -- the poll -----------------------------------------------------------------------------
     def run(self, stop=lambda: False) -> int:
@@ -120,7 +125,10 @@ class Redemptions:
         try:
             with priority(URGENT):
                 self.last_poll = self.ctx.clock.monotonic()
-                forms = self.ctx.book.pending_redemptions(self.ctx.options.batch_size)
+                forms, unnotified = split_finished(
+                    self.ctx.book.pending_redemptions(self.ctx.options.batch_size, with_unnotified=True))
+                with self._stash_lock:
+                    self._unnotified = unnotified        # for resend() on the store cycle's thread
                 if not forms or stop():
                     return 0
                 stores = self.ctx.book.stores()
@@ -350,19 +358,25 @@ class Redemptions:
         write (10 records a request) with Notified for the emails accepted."""
         now = self.ctx.clock.now()
         finished = {i.rid: self._finished_form(i, now) for i in items}
-        notified = self._parallel([lambda i=i: self._emails(i, finished[i.rid]) for i in items])
+        # The emails go out on the pool while this thread writes the receipts and balances (the
+        # same effects in the same crash-safe set as one after the other: a record is finished by
+        # the final write only, after all three).
+        emails = self._start([lambda i=i: self._emails(i, finished[i.rid]) for i in items])
         receipts = [self._receipt_of(i) for i in items]
-        updates: dict[str, dict] = {}
-        for item, ok in zip(items, notified):
-            fields = self._final_fields(item, now)
-            if ok is True:
-                fields["Notified"] = True
-            updates[item.rid] = fields
         try:
-            self.ctx.write_receipts("redeem.receipt", receipts)
-            if balances:
-                reach("redeem.balance")
-                self.ctx.book.set_balances({rid: (money, now) for rid, money in balances.items()})
+            try:
+                self.ctx.write_receipts("redeem.receipt", receipts)
+                if balances:
+                    reach("redeem.balance")
+                    self.ctx.book.set_balances({rid: (money, now) for rid, money in balances.items()})
+            finally:
+                notified = emails()
+            updates: dict[str, dict] = {}
+            for item, ok in zip(items, notified):
+                fields = self._final_fields(item, now)
+                if ok is True:
+                    fields["Notified"] = True
+                updates[item.rid] = fields
             reach("redeem.finish")
             if any(f.get("Notified") for f in updates.values()):
                 reach("redeem.notified")       # Notified travels in the final write
@@ -434,6 +448,11 @@ class Redemptions:
     def _parallel(self, fns: list[Callable[[], T]]) -> list[T | BaseException]:
         """Run on the pool (at URGENT priority: the budgets read it per thread), results in
         order; an exception is returned in place of its result (and logged)."""
+        return self._start(fns)()
+
+    def _start(self, fns: list[Callable[[], T]]) -> Callable[[], list[T | BaseException]]:
+        """Start ``fns`` on the pool; returns the call that waits for their results (in order,
+        an exception in place of its result). One function (or one worker) runs when collected."""
         def call(fn: Callable[[], T]) -> T | BaseException:
             try:
                 with priority(URGENT):
@@ -443,13 +462,14 @@ class Redemptions:
                             mask_text_codes(str(getattr(exc, "reason", "")), [])[:200])
                 return exc
         workers = self.ctx.options.redemption_workers
-        if len(fns) <= 1 or workers <= 1:
-            return [call(fn) for fn in fns]
+        if not fns or workers <= 1:
+            return lambda: [call(fn) for fn in fns]
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(workers, thread_name_prefix="redeem")
             pool = self._pool
-        return [f.result() for f in [pool.submit(call, fn) for fn in fns]]
+        futures = [pool.submit(call, fn) for fn in fns]
+        return lambda: [f.result() for f in futures]
 
     # -- emails -------------------------------------------------------------------------------
     def email_for(self, form: RedemptionForm, store: Store | None, card: MirrorCard | None) -> EmailEvent | None:
@@ -493,25 +513,20 @@ class Redemptions:
         return ok
 
     def resend(self, stop=lambda: False) -> int:
-        """Done/Rejected records whose Notified box is unticked: send their store email again."""
-        forms = self.ctx.book.unnotified(TABLE, self.ctx.options.batch_size)
+        """Done/Rejected records whose Notified box is unticked: send their store email again.
+        The list is the one the last poll brought (taken once), else a request of its own."""
+        with self._stash_lock:
+            forms, self._unnotified = self._unnotified, None
+        if forms is None:
+            forms = self.ctx.book.unnotified(TABLE, self.ctx.options.batch_size)
         if not forms:
             return 0
         stores = self.ctx.book.stores()
-        sent = 0
-        for form in forms:
-            if stop():
-                break
-            if form.record_id in self.ctx.notified_this_cycle:
-                continue
 
-            def again(f: RedemptionForm = form) -> None:
-                card = self.ctx.book.card(f.card_ids[0]) if f.card_ids else None
-                if self.notify(f, self._any_store(f, stores), card):
-                    nonlocal sent
-                    sent += 1
-            safe_call(log, "redemption email resend", form.record_id, again)
-        return sent
+        def again(f: RedemptionForm) -> bool:
+            card = self.ctx.book.card(f.card_ids[0]) if f.card_ids else None
+            return self.notify(f, self._any_store(f, stores), card)
+        return resend_each(self.ctx, log, "redemption email resend", forms, again, stop)
 
     def _crm_redeemed(self, form: RedemptionForm, store: Store | None, card: MirrorCard, amount: Money,
                       balance: Money) -> None:

@@ -13,8 +13,8 @@ hand is finished, nothing new starts.
 Redemption cadence: the daemon runs ``poll_redemptions()`` as a job of its own every
 ``redemption_poll_seconds`` (5 s by default) on its own thread (bootstrap: the store prong's
 companion job ``store-redemptions``), so redemptions are served at that pace whether the rest
-of the prong is idle (15 s cycle) or busy with a bulk card request. The cycle still starts
-with a redemption poll; without the job (``giftsync once``, the unit tests) it also polls
+of the prong is idle (15 s cycle) or busy with a bulk card request, and the cycle itself does
+not poll them (its resend step uses the unnotified records the last poll listed); without the job (``giftsync once``, the unit tests) it also polls
 between the cards of a bulk request when the last poll is older than the interval; one poll runs at
 a time (``Redemptions.run`` holds a lock and a second caller returns at once), so two
 threads never claim the same record. A failing poll (an outside service down) is logged and
@@ -74,6 +74,7 @@ class StoreProng:
         # resends) still run once every ``full_cycle_seconds`` (the store interval, 15 s).
         self.full_cycle_seconds: float | None = None
         self._last_full: float | None = None
+        self._last_job_poll: float | None = None     # the redemption job's last poll (monotonic)
 
     def run_once(self) -> CycleReport:
         report = self._report = CycleReport()
@@ -85,6 +86,13 @@ class StoreProng:
             ("resent", self._resend),
         ]
         now = self.ctx.clock.monotonic()
+        last_poll = self._last_job_poll
+        if self.redemptions_have_own_job and last_poll is not None \
+                and now - last_poll < self.ctx.options.redemption_poll_seconds + 1.0:
+            # The redemption job polls on its own grid; a poll here as well would only split its
+            # batches (one more list request, fewer records per poll). Without a recent poll of
+            # the job (``giftsync once``, the job not running) the cycle polls itself.
+            steps = [s for s in steps if s[0] != "redemptions"]
         if self.full_cycle_seconds and self._last_full is not None \
                 and now - self._last_full < self.full_cycle_seconds - 0.5:
             steps = [s for s in steps if s[0] == "card_requests"]    # a short cycle: new requests only
@@ -108,6 +116,7 @@ class StoreProng:
     def poll_redemptions(self, stop: Callable[[], bool] | None = None) -> PollReport:
         """One redemption poll (the daemon's ``store-redemptions`` job)."""
         report = PollReport()
+        self._last_job_poll = self.ctx.clock.monotonic()
         try:
             report.redemptions = self.redemptions.run(stop or self.stop)
         except Exception as exc:  # noqa: BLE001 — a failing poll (service down): the next one retries
@@ -132,5 +141,7 @@ class StoreProng:
             log.warning("interleaved redemption poll failed error=%s", type(exc).__name__)
 
     def _resend(self) -> int:
+        """Finished records whose emails did not go out, from the lists the polls brought (the
+        pending list of each table carries them: no request of its own)."""
         return (self.redemptions.resend(self.stop) + self.card_requests.resend(self.stop)
                 + self.balance_checks.resend(self.stop))

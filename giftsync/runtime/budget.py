@@ -52,6 +52,11 @@ class RateBudget:
         self.waited_seconds = 0.0
         self.acquired = 0
         self._paused_until = 0.0
+        # Cost acquired for requests still awaiting their answer (one per thread: a thread sends
+        # one request at a time), so that a figure the service reports (``observe``) is not
+        # taken as room that those requests have already been given.
+        self._mine = threading.local()
+        self._in_flight = 0.0
 
     def _refill(self) -> None:
         now = self._clock()
@@ -73,6 +78,8 @@ class RateBudget:
                     ahead = any(p < level and n for p, n in self._waiting.items())
                     if not ahead and now >= self._paused_until and self._tokens >= cost:
                         self._tokens -= cost
+                        self._in_flight += cost - getattr(self._mine, "cost", 0.0)
+                        self._mine.cost = cost
                         self.acquired += 1
                         self.waited_seconds += now - start
                         self._cond.notify_all()
@@ -93,17 +100,23 @@ class RateBudget:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def observe(self, available: float, capacity: float | None = None, rate: float | None = None) -> None:
-        """Align with what the service reports (Shopify's throttleStatus)."""
+        """Align with what the service reports (Shopify's throttleStatus), from the thread whose
+        request brought the figure."""
         with self._cond:
             self._refill()
             if capacity:
                 self.capacity = float(capacity)
             if rate:
                 self.rate = float(rate)
+            mine = getattr(self._mine, "cost", 0.0)
+            self._mine.cost = 0.0
+            self._in_flight = max(0.0, self._in_flight - mine)
             # The service's figure is the truth at the moment it answered: follow it both ways
             # (down when others spent from the same bucket, up when it refilled faster than we
-            # assumed). Over-estimating costs at most a THROTTLED answer, which is never applied.
-            self._tokens = max(0.0, min(self.capacity, float(available)))
+            # assumed) — less what our other requests in flight were already given (the answer
+            # may predate their charge). Over-estimating costs at most a THROTTLED answer, which
+            # is never applied.
+            self._tokens = max(0.0, min(self.capacity, float(available) - self._in_flight))
             self._stamp = self._clock()
             self._cond.notify_all()
 

@@ -145,6 +145,15 @@ def test_pending_card_requests_and_balance_checks(make):
     assert len(data_requests(twin)) == 2
 
 
+def test_a_poll_brings_pending_and_unnotified_records_in_one_request(make):
+    twin, book = make({"Store Redemptions": _redemptions()})
+    forms = book.pending_redemptions(with_unnotified=True)
+    assert [f.record_id for f in forms] == ["recRedeem0000001", "recRedeem0000002", "recRedeem0000003",
+                                            "recRedeem0000004"]
+    assert forms[-1].status == "Done" and not forms[-1].notified
+    assert len(data_requests(twin)) == 1
+
+
 def test_unnotified_lists_finished_records_without_the_box(make):
     twin, book = make({"Store Redemptions": _redemptions()})
     assert [f.record_id for f in book.unnotified(FormTable.REDEMPTIONS)] == ["recRedeem0000004"]

@@ -3,7 +3,8 @@
 Requests per operation (n = records written):
 
 - ``pending_*``, ``unnotified``, ``recent_balance_checks``, ``cards_by_source_record``:
-  one list request (one more per further 100 matching records);
+  one list request (one more per further 100 matching records); ``pending_*(...,
+  with_unnotified=True)`` brings the unnotified records in the same request;
 - ``card_by_hash``, ``card_by_shopify_id``, ``card``, ``read_status``: one request;
 - ``cards_by_hashes``: one list request per ``HASHES_PER_LOOKUP`` (50) hashes;
 - ``update_forms``, ``set_balances``, ``save_cards``, ``append_receipts``: ⌈n/10⌉ requests;
@@ -70,6 +71,17 @@ def unnotified_formula() -> Formula:
     status = Field(FormF.STATUS)
     return AND(OR(EQ(status, FormStatus.DONE.value), EQ(status, FormStatus.REJECTED.value)),
                NOT(Field(FormF.NOTIFIED)))
+
+
+def pending_or_unnotified_formula() -> Formula:
+    """One list request for a poll: the records to process and the finished ones whose email
+    did not go out."""
+    return OR(pending_formula(), unnotified_formula())
+
+
+def _is_pending(record: dict) -> bool:
+    return (record.get("fields", {}).get(FormF.STATUS) or "") in ("", FormStatus.NEW.value,
+                                                                   FormStatus.PROCESSING.value)
 
 
 def _oldest_first(records: list[dict]) -> list[dict]:
@@ -143,20 +155,28 @@ class AirtableCardBook:
                              "in config/base_schema.json", status=422)
 
     # -- forms ------------------------------------------------------------------------------
-    def _pending(self, table: FormTable, limit: int) -> list:
-        records = _oldest_first(self._all(table.value, f"pending {table.value}", formula=pending_formula()))
-        return [_READERS[table](r) for r in records[:limit]]
+    def _pending(self, table: FormTable, limit: int, with_unnotified: bool = False) -> list:
+        if not with_unnotified:
+            records = _oldest_first(self._all(table.value, f"pending {table.value}", formula=pending_formula()))
+            return [_READERS[table](r) for r in records[:limit]]
+        records = _oldest_first(self._all(table.value, f"pending {table.value}",
+                                          formula=pending_or_unnotified_formula()))
+        pending = [r for r in records if _is_pending(r)][:limit]
+        finished = [r for r in records if not _is_pending(r)][:limit]
+        return [_READERS[table](r) for r in pending + finished]
 
-    def pending_redemptions(self, limit: int = 100) -> list[RedemptionForm]:
+    def pending_redemptions(self, limit: int = 100, *, with_unnotified: bool = False) -> list[RedemptionForm]:
         """Records with Status blank/New or Processing (to resume), oldest first: one list
-        request (a further one per 100 more), sorted here by creation time."""
-        return self._pending(FormTable.REDEMPTIONS, limit)
+        request (a further one per 100 more), sorted here by creation time. ``with_unnotified``:
+        the same request also brings the Done/Rejected records whose Notified box is unticked
+        (after the pending ones; up to ``limit`` of each)."""
+        return self._pending(FormTable.REDEMPTIONS, limit, with_unnotified)
 
-    def pending_card_requests(self, limit: int = 100) -> list[CardRequestForm]:
-        return self._pending(FormTable.CARD_REQUESTS, limit)
+    def pending_card_requests(self, limit: int = 100, *, with_unnotified: bool = False) -> list[CardRequestForm]:
+        return self._pending(FormTable.CARD_REQUESTS, limit, with_unnotified)
 
-    def pending_balance_checks(self, limit: int = 100) -> list[BalanceCheckForm]:
-        return self._pending(FormTable.BALANCE_CHECKS, limit)
+    def pending_balance_checks(self, limit: int = 100, *, with_unnotified: bool = False) -> list[BalanceCheckForm]:
+        return self._pending(FormTable.BALANCE_CHECKS, limit, with_unnotified)
 
     def unnotified(self, table: FormTable, limit: int = 100) -> list:
         table = FormTable(table)

@@ -67,3 +67,19 @@ def test_urgent_waiter_goes_before_background_waiter():
     for t in threads:
         t.join(timeout=10)
     assert order == ["urgent", "background"]
+
+
+def test_observe_leaves_out_what_requests_in_flight_on_other_threads_were_given():
+    """A figure the service reports may predate the charge of our other requests still in
+    flight: taking it as room would overspend the bucket (THROTTLED answers)."""
+    clock = Ticks()
+    b = RateBudget("shopify", rate=100, capacity=2000, clock=clock)
+    others = [threading.Thread(target=lambda: b.acquire(600, timeout=0)) for _ in range(3)]
+    for t in others:
+        t.start()
+    for t in others:
+        t.join()                                  # three requests of 600 points in flight
+    assert b.acquire(200, timeout=0)              # this thread's own request (answered below)
+    b.observe(available=2000)                     # the answer came back before the others were charged
+    assert not b.acquire(300, timeout=0)          # 2000 − 3 × 600 in flight = 200 points of room
+    assert b.acquire(200, timeout=0)
