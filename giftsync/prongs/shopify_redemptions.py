@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Callable
 
 from ..crashpoints import reach
-from ..domain.cards import MirrorCard
+from ..domain.cards import MirrorCard, ShopifyCard
 from ..domain.codes import CodeHasher, mask
-from ..domain.ledger import Activity, Channel
+from ..domain.ledger import Activity, Channel, ledger_balance
 from ..errors import RetriableError
 from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, OrderKind, OrderPayment, OrderStatus,
                      ShopifyOrder, ShopifyOrders)
@@ -72,6 +73,15 @@ def in_opening_balance(mirror: MirrorCard, payment: OrderPayment) -> bool:
             and payment.processed_at < mirror.opened_at.replace(microsecond=0))
 
 
+def already_in_ledger(receipts: list, mirror: MirrorCard, shop: ShopifyCard) -> bool:
+    """True when the card's receipts already add up to Shopify's balance, this movement included:
+    the reconciler recorded it as an adjustment because the order came later than the claim
+    window (orders search lag, a backlog under faults). Counting it again would record the money
+    twice (docs/adr/0004-online-ledger.md)."""
+    total = ledger_balance(receipts, shop.initial_value or mirror.initial_value)
+    return total is not None and total.currency == shop.balance.currency and total.amount == shop.balance.amount
+
+
 class ShopifyRedemptions:
     name = "shopify-redemptions"
 
@@ -90,6 +100,8 @@ class ShopifyRedemptions:
         # Orders finished by this process and their applied transactions: an order seen again
         # inside the overlap window (tags bump updatedAt) costs no Airtable read.
         self._finished: dict[str, frozenset[str]] = {}
+        self._pending: dict[str, Decimal] = {}      # the order in hand: card → its new movements' sum
+        self._covered: dict[str, bool] = {}         # the order in hand: card → already in the ledger
 
     def run_once(self) -> RedemptionReport:
         report = self._report = RedemptionReport()
@@ -176,6 +188,13 @@ class ShopifyRedemptions:
             applied: list[str] = []
             skipped: list[str] = []
             cards = list(entry.card_ids)
+            # per card, what this order's new payments and refunds move together (a sale and its
+            # refund seen in one go cancel out: then nothing is "already in the ledger")
+            self._pending: dict[str, Decimal] = {}
+            for p in new:
+                signed = p.amount.amount if p.kind.upper() in REFUND_KINDS else -p.amount.amount
+                self._pending[p.gift_card_id] = self._pending.get(p.gift_card_id, Decimal(0)) + signed
+            self._covered: dict[str, bool] = {}
             for payment in new:
                 card_record = self._apply(order, payment, source)
                 if card_record is None:
@@ -201,22 +220,37 @@ class ShopifyRedemptions:
                      "refund" if refund else "redemption", order.name,
                      mask(payment.gift_card_last4) if payment.gift_card_last4 else "?", payment.amount)
             return None
+        # the card's receipts before its Shopify balance: every movement recorded in them has
+        # happened in Shopify by then, so the balance read after holds all of them
+        receipts = self.ctx.book.receipts_for_card(mirror.record_id)
         shop = self.ctx.ledger.get_card(payment.gift_card_id)
         if shop is None:
             raise RetriableError("shopify", "a card paid with is not readable; retried next cycle")
+        rid = f"online:{numeric(order.id)}:{numeric(payment.id)}"
         amount = payment.amount if refund else -payment.amount
         same = amount.currency == shop.balance.currency
-        opened = in_opening_balance(mirror, payment)
+        why_not = "" if same else f" amount {payment.amount} (order currency)"
+        written = next((r for r in receipts if r.receipt_id == rid), None)
+        if written is not None:         # a crash after its receipt: written again as it was
+            counted, details = written.amount, written.details
+        else:
+            counted = amount if same else None
+            if counted is not None and in_opening_balance(mirror, payment):
+                counted, why_not = None, (f"; {payment.amount} is already in the card's opening balance "
+                                          "(mirrored after this transaction), so no amount here")
+            elif counted is not None and self._covered.setdefault(
+                    payment.gift_card_id, self._pending.get(payment.gift_card_id, Decimal(0)) != 0
+                    and already_in_ledger(receipts, mirror, shop)):
+                counted, why_not = None, (f"; {payment.amount} is already in the ledger (an adjustment recorded "
+                                          "it before this order was seen), so no amount here")
+            details = f"order {order.name} transaction {numeric(payment.id)} {payment.kind}{why_not}"
         now = self.ctx.clock.now()
         self.ctx.write_receipts("online_redeem.receipt", [self.ctx.receipt(
-            f"online:{numeric(order.id)}:{numeric(payment.id)}", Activity.CREDIT if refund else Activity.REDEEM,
+            rid, Activity.CREDIT if refund else Activity.REDEEM,
             channel=Channel.ONLINE, card_record_id=mirror.record_id, card_masked=mirror.masked,
-            amount=amount if same and not opened else None, balance_after=shop.balance, source=source,
+            amount=counted, balance_after=shop.balance, source=source,
             outcome="Refunded to card" if refund else "Redeemed online", correlation_id=payment.id,
-            details=f"order {order.name} transaction {numeric(payment.id)} {payment.kind}"
-                    + ("" if same else f" amount {payment.amount} (order currency)")
-                    + (f"; {payment.amount} is already in the card's opening balance (mirrored after this "
-                       "transaction), so no amount here" if opened else ""))])
+            details=details)])
         reach("online_redeem.balance")
         self.ctx.book.set_balances({mirror.record_id: (shop.balance, now)})
         if refund:

@@ -269,3 +269,27 @@ def test_a_store_debit_is_in_flight_until_its_receipt_even_after_another_prong_s
     report = online.reconcile.run_once()
     assert report.adjusted == 0 and report.deferred == 0 and not adjustments(online)
     assert_ledger_adds_up(online)
+
+
+def test_a_balance_read_before_a_recorded_debit_is_read_again_not_adjusted(online):
+    """The walk lists a card (balance 25.00); a store debit of 20.28 then happens and its
+    REDEEM receipt is written; then the walk reaches the card and reads its receipts. The
+    receipts hold the debit, the listed balance does not: the card is read again instead of
+    adjusted (an ADJUST of +20.28 from the stale figure was found by the full fault soak)."""
+    from giftsync.domain.money import Money
+    _, card_id, mirror = online.mirrored("25.00")
+    listed = online.ledger.get_card(card_id)                  # the walk's page, read first
+    online.clock.advance(3)
+    online.ledger.debit(card_id, Money.of("20.28", "USD"), note="giftsync:recStoreDebit01",
+                        processed_at=online.clock.now())
+    online.book.append_receipts([online.reconcile.ctx.receipt(
+        "redeem:recStoreDebit01", Activity.REDEEM, card_record_id=mirror.record_id, card_masked=mirror.masked,
+        amount=Money.of("-20.28", "USD"), balance_after=online.ledger.balance_of(card_id),
+        correlation_id="giftsync:recStoreDebit01")])
+    past_claim(online)
+    from giftsync.prongs.reconcile import ReconcileReport
+    report = ReconcileReport()
+    online.reconcile.reconciler.check(online.book.card(mirror.record_id), listed, report, walk=True)
+    assert report.adjusted == 0 and report.deferred == 0 and not adjustments(online)
+    assert online.book.cards[mirror.record_id].balance.amount == Decimal("4.72")
+    assert_ledger_adds_up(online)

@@ -148,3 +148,38 @@ def test_payment_made_before_the_card_was_mirrored_is_not_counted_twice(online):
     assert_ledger_adds_up(online)
     online.clock.advance(online.online.overlap_seconds + 1)
     assert online.reconcile.run_once().adjusted == 0     # the full pass finds nothing to correct
+
+
+def test_order_seen_after_the_claim_window_is_not_counted_twice(online):
+    """Under a backlog the order poll can reach an order later than the claim window; by then
+    the reconciler has recorded its payment as an ADJUST. The order's REDEEM receipt keeps the
+    trail (order, balance after) with no amount: the ledger counts the money once (the full
+    fault soak found 56 cards counted twice this way)."""
+    _, card_id, mirror = online.mirrored("50.00")
+    order = online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "20"}], email="buyer@example.test",
+                                   gift_card_payments=[(card_id, "20.00")])
+    online.clock.advance(online.online.overlap_seconds + 1)
+    assert online.reconcile.run_once().adjusted == 1          # nobody claimed the 20.00 in time
+    report = online.redemptions.run_once()
+    assert report.redeemed == 1 and report.errors == 0
+    redeem = receipt_of(online, order, order.payments[0])
+    assert redeem.amount is None and "already in the ledger" in redeem.details
+    assert redeem.balance_after.amount == Decimal("30.00") and redeem.source == f"Order {order.name}"
+    assert_ledger_adds_up(online)
+    assert online.reconcile.run_once().adjusted == 0
+
+
+def test_sale_and_refund_seen_together_both_count(online):
+    """A payment and its refund reach the prong in one go: the card's receipts already equal
+    Shopify's balance, but because the two cancel out, not because anything recorded them."""
+    _, card_id, mirror = online.mirrored("50.00")
+    order = online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "20"}], email="buyer@example.test",
+                                   gift_card_payments=[(card_id, "20.00")])
+    online.clock.advance(5)
+    online.orders.refund(order.id, card_id, "20.00")
+    report = online.redemptions.run_once()
+    assert report.redeemed == 1 and report.credited == 1
+    sale, refund = online.orders.order(order.id).payments[:2]
+    assert receipt_of(online, order, sale).amount.amount == Decimal("-20.00")
+    assert receipt_of(online, order, refund).amount.amount == Decimal("20.00")
+    assert_ledger_adds_up(online)
