@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=6006, help="soak: fault and workload seed")
     p.add_argument("--rate", type=float, default=0.20, help="soak: share of calls faulted")
     p.add_argument("--workdir", default="", help="keep run directories here (default: a temp dir)")
+    p.add_argument("--serial", action="store_true", help="run the soak after the matrix, not beside it")
     args = p.parse_args(argv)
     atexit.register(_kill_all)
     signal.signal(signal.SIGTERM, lambda *_: (_kill_all(), os._exit(143)))
@@ -267,17 +268,46 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work directory: {workdir}", flush=True)
     t0 = time.time()
     failures = 0
+    # The two-daemon case first and alone: it measures a takeover against a bound. Then the soak
+    # (mostly waiting on its daemon: faults, hangs, the claim window) runs beside the matrix, its
+    # report printed when it ends; --serial runs them one after the other.
+    if args.two_daemons or everything:
+        from .lease_test import two_daemons
+        failures += 0 if two_daemons(workdir / "two-daemons").ok else 1
+    soak_thread = None
+    soak_ok: list[bool] = []
+    if args.soak or everything:
+        from .soak import soak
+        with_matrix = (args.matrix or everything) and not args.serial
+        report_file = workdir / "soak-report.txt"
+        buffer = open(report_file, "w+", encoding="utf-8") if with_matrix else sys.stdout
+
+        def run_soak() -> None:
+            try:
+                soak_ok.append(soak(workdir / "soak", ops=args.ops, seed=args.seed, rate=args.rate, out=buffer).ok)
+            except Exception as exc:  # noqa: BLE001 — reported as a failure below
+                print(f"soak crashed: {type(exc).__name__}: {exc}", file=buffer, flush=True)
+                soak_ok.append(False)
+        if with_matrix:
+            print(f"fault soak started beside the matrix (its report follows the matrix; progress in "
+                  f"{report_file})", flush=True)
+            soak_thread = threading.Thread(target=run_soak, name="soak", daemon=True)
+            soak_thread.start()
+        else:
+            run_soak()
     if args.matrix or everything:
         wanted = [w.strip() for w in args.points.split(",") if w.strip()]
         points = [pt for pt in POINTS if not wanted or any(pt == w or pt.startswith(w.rstrip(".") + ".") for w in wanted)]
         results = matrix(points, workdir / "matrix", jobs=args.jobs, modes=tuple(args.modes.split(",")))
         failures += print_matrix(results)
-    if args.two_daemons or everything:
-        from .lease_test import two_daemons
-        failures += 0 if two_daemons(workdir / "two-daemons").ok else 1
+        print(f"matrix finished after {time.time() - t0:.0f} s", flush=True)
+    if soak_thread is not None:
+        soak_thread.join()
+        buffer.seek(0)
+        print(buffer.read(), end="", flush=True)
+        buffer.close()
     if args.soak or everything:
-        from .soak import soak
-        failures += 0 if soak(workdir / "soak", ops=args.ops, seed=args.seed, rate=args.rate).ok else 1
+        failures += 0 if soak_ok and soak_ok[0] else 1
     if args.guess or everything:
         from .guessing import guess_run
         failures += 0 if guess_run(workdir / "guess").ok else 1

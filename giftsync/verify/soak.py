@@ -304,6 +304,7 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
     result = SoakResult(ok=False)
     try:
         last_learn = 0.0
+        printed = 0
         while sum(day.ops.values()) < ops:
             if not daemon.alive():
                 # a crash is a finding: restart and go on (the invariants judge the outcome)
@@ -317,11 +318,9 @@ def soak(workdir: Path, *, ops: int = 2000, seed: int = 6006, rate: float = 0.20
             if time.time() - last_learn > 5:
                 day.learn_codes()
                 last_learn = time.time()
-                done = sum(day.ops.values())
-                if done and done % 100 < 5:
-                    pass
             n = sum(day.ops.values())
-            if n % 250 == 0 and n:
+            if n % 250 == 0 and n and n != printed:
+                printed = n
                 print(f"  {n} operations submitted after {time.time() - t0:.0f} s", file=out, flush=True)
         print(f"  all {sum(day.ops.values())} operations submitted after {time.time() - t0:.0f} s; draining",
               file=out, flush=True)
