@@ -97,7 +97,7 @@ def make_budgets(settings: Settings | None = None, *, one_off: bool = False) -> 
         airtable_rate = min(airtable_rate, ONE_OFF_AIRTABLE_RATE)
     klaviyo_rate = settings.klaviyo_rate if settings else 40.0
     return {
-        "airtable": RateBudget("airtable", rate=airtable_rate, capacity=1.0),
+        "airtable": RateBudget("airtable", rate=airtable_rate, capacity=1.0, hold_for_urgent=True),
         "shopify": RateBudget("shopify", rate=50.0, capacity=1000.0),
         "klaviyo": RateBudget("klaviyo", rate=klaviyo_rate, capacity=max(1.0, klaviyo_rate)),
     }
@@ -205,9 +205,11 @@ def build_store_prong(settings: Settings | None, book: CardBook, ledger: GiftCar
             # the rest of the cycle keeps the store interval.
             prong.full_cycle_seconds = spec.interval
             spec.interval = poll
+        # Half an interval after the store job: a redemption poll holds the Airtable budget
+        # (runtime/budget.urgent_hold), so the store job's card-request list goes between polls.
         spec.companions.append(ProngSpec(
             "store-redemptions", lambda should_continue: prong.poll_redemptions(lambda: not should_continue()),
-            interval=poll, priority=URGENT, record_runs=False))
+            interval=poll, priority=URGENT, record_runs=False, first_delay=poll / 2))
     return spec
 
 

@@ -13,7 +13,8 @@ Measured, all from outside the daemon:
 - redemption latency: the form record's submission → the store email accepted by Klaviyo
   (``redemption:<rec>:store`` in the Klaviyo twin's request log; giftsync sends it after the
   record is Done); unfinished ones are counted apart;
-- bulk time: submission → the store confirmation ``request:<rec>:store`` accepted;
+- bulk time: submission → the store confirmation ``request:<rec>:store`` accepted and the
+  record written Done, whichever is later;
 - requests per service from the twins' request logs, sorted into redemption / bulk / other
   work by table and body (see ``classify``); 429s (and Shopify's THROTTLED answers);
 - the daemon's peak RSS (``VmHWM``) and CPU (``utime + stime``) from /proc; idle CPU over a
@@ -328,8 +329,8 @@ class Scenario:
                     accepted.setdefault(uid, entry["time"])
         finished_at: dict[str, float] = {}   # the write that set the record Done/Rejected
         for entry in logs["airtable"]:
-            if entry.get("method") != "PATCH" or "/Store Redemptions" not in entry["path"] \
-                    or not 200 <= entry["status"] < 300:
+            if entry.get("method") != "PATCH" or not 200 <= entry["status"] < 300 or not (
+                    "/Store Redemptions" in entry["path"] or "/Card Requests" in entry["path"]):
                 continue
             try:
                 records = json.loads(entry["body"]).get("records") or []
@@ -361,6 +362,8 @@ class Scenario:
             recs = self.records("Card Requests", f"RECORD_ID()='{self.bulk_id}'")
             f = recs[0]["fields"] if recs else {}
             sent = accepted.get(f"request:{self.bulk_id}:store")
+            if sent is not None:      # the confirmation accepted and the record written Done, whichever is later
+                sent = max(sent, finished_at.get(self.bulk_id, sent))
             issued = len(f.get("Cards") or []) or len(
                 self.records("Gift Cards", f"{{Source Record}}='{self.bulk_id}'"))
             bulk = {"record": self.bulk_id, "status": f.get("Status", ""), "cards_issued": issued,

@@ -605,13 +605,19 @@ class CardRequests:
                 first_name=form.purchaser_name.strip().split(" ")[0] if form.purchaser_name.strip() else ""))
         return events
 
-    def notify(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> bool:
+    def send_confirmations(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> bool:
+        """The confirmations of a finished record; True when all were accepted."""
         self.ctx.notified_this_cycle.add(form.record_id)
         ok = True
         for event in self.confirmations(form, store, cards):
             reach("request.email")
             ok = self.ctx.notifier.send(event, source=f"{TABLE.value}/{form.record_id}",
                                         store_record_id=store.record_id if store else None) and ok
+        return ok
+
+    def notify(self, form: CardRequestForm, store: Store | None, cards: list[MirrorCard]) -> bool:
+        """The confirmations, then Notified on its own (resends, rejections, failures)."""
+        ok = self.send_confirmations(form, store, cards)
         if ok:
             reach("request.notified")
             self.ctx.book.update_forms(TABLE, {form.record_id: {"Notified": True}})
@@ -640,14 +646,20 @@ class CardRequests:
                         "Cards": [c.record_id for c in cards], "Attempt": done_attempt(nonce), "Processed At": now}
         if form.serials_raw:
             fields["Physical Serials"] = masked_serials(form.serials_raw)
-        reach("request.finish")
-        self.ctx.book.update_forms(TABLE, {rid: fields})
-        log.info("card request done record=%s cards=%d kind=%s", rid, len(cards), plan.kind.value)
         finished = dataclasses.replace(form, status=FormStatus.DONE.value, outcome=RequestOutcome.ISSUED.value,
                                        reason="", card_ids=[c.record_id for c in cards],
                                        serials_raw=fields.get("Physical Serials", ""), attempt=fields["Attempt"],
                                        processed_at=now)
-        self.notify(finished, plan.store, cards)
+        # The confirmations first, built from the finished record alone, then ONE write with
+        # Done and Notified (as a redemption's final write): a crash between the two leaves the
+        # request Processing, resumed into the same cards and the same (deduplicated) emails.
+        sent = self.send_confirmations(finished, plan.store, cards)
+        reach("request.finish")
+        if sent:
+            reach("request.notified")          # Notified travels in the final write
+            fields["Notified"] = True
+        self.ctx.book.update_forms(TABLE, {rid: fields})
+        log.info("card request done record=%s cards=%d kind=%s", rid, len(cards), plan.kind.value)
 
     def _reject(self, form: CardRequestForm, stores: dict[str, Store], reason: str) -> None:
         rid = form.record_id

@@ -47,7 +47,7 @@ from ..domain.money import InvalidAmount, Money, parse_amount
 from ..domain.outcomes import FormStatus, RedemptionOutcome
 from ..errors import AmbiguousError, RetriableError
 from ..ports import FormTable, MoveResult
-from ..runtime.budget import URGENT, priority
+from ..runtime.budget import URGENT, priority, urgent_hold
 from .context import INVALID_CODE_NOTE, StoreContext, new_attempt_id, resend_each, safe_call, split_finished
 from .mirror import mirror_shopify_card
 
@@ -131,8 +131,9 @@ class Redemptions:
                     self._unnotified = unnotified        # for resend() on the store cycle's thread
                 if not forms or stop():
                     return 0
-                stores = self.ctx.book.stores()
-                return self.serve(forms, stores, stop)
+                with urgent_hold():                      # lower priorities wait until the final write
+                    stores = self.ctx.book.stores()
+                    return self.serve(forms, stores, stop)
         finally:
             self._lock.release()
 

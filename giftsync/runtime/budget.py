@@ -15,10 +15,38 @@ import time
 from typing import Callable, Iterator
 
 URGENT = 0        # store redemptions: a customer is at the counter
+LEASE = 5         # the lease renewal: ahead of all other work, behind a redemption poll in progress
 NORMAL = 10       # card requests, online orders
 BACKGROUND = 20   # balance checks, reconciliation, housekeeping
 
+HOLD_MAX_SECONDS = 4.0    # an urgent hold stops counting after this long (a hung call never starves the rest)
+
 _priority: contextvars.ContextVar[int] = contextvars.ContextVar("giftsync_priority", default=NORMAL)
+
+_hold_lock = threading.Lock()
+_holds: dict[int, float] = {}          # hold id → monotonic start
+_hold_ids = iter(range(1, 1 << 62))
+
+
+@contextlib.contextmanager
+def urgent_hold(clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """While a redemption poll is in progress (its list to its final write), budgets made with
+    ``hold_for_urgent`` give no token to lower priorities, even between its requests: with a
+    bucket of one token (Airtable), a request slipping in while the poll's thread is at Shopify
+    would delay the poll's next request by up to a token's time. At most ``HOLD_MAX_SECONDS``."""
+    with _hold_lock:
+        hold = next(_hold_ids)
+        _holds[hold] = clock()
+    try:
+        yield
+    finally:
+        with _hold_lock:
+            _holds.pop(hold, None)
+
+
+def _held(now: float) -> bool:
+    with _hold_lock:
+        return any(now - start < HOLD_MAX_SECONDS for start in _holds.values())
 
 
 @contextlib.contextmanager
@@ -38,7 +66,7 @@ class RateBudget:
     """Token bucket (``rate`` tokens/s, at most ``capacity``) with priority-ordered waiting."""
 
     def __init__(self, name: str, rate: float, capacity: float, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, hold_for_urgent: bool = False) -> None:
         if rate <= 0 or capacity <= 0:
             raise ValueError("rate and capacity must be positive")
         self.name = name
@@ -46,6 +74,7 @@ class RateBudget:
         self.capacity = float(capacity)
         self._tokens = float(capacity)
         self._clock = clock
+        self.hold_for_urgent = hold_for_urgent     # lower priorities wait while an urgent_hold() is on
         self._stamp = clock()
         self._cond = threading.Condition()
         self._waiting: dict[int, int] = {}   # priority -> number of waiters
@@ -75,7 +104,8 @@ class RateBudget:
                 while True:
                     self._refill()
                     now = self._clock()
-                    ahead = any(p < level and n for p, n in self._waiting.items())
+                    ahead = any(p < level and n for p, n in self._waiting.items()) or (
+                        self.hold_for_urgent and level > URGENT and bool(_holds) and _held(time.monotonic()))
                     if not ahead and now >= self._paused_until and self._tokens >= cost:
                         self._tokens -= cost
                         self._in_flight += cost - getattr(self._mine, "cost", 0.0)

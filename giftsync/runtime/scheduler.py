@@ -35,7 +35,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ..ports import CardBook, Clock, StatusRow
-from .budget import BACKGROUND, NORMAL, URGENT, priority
+from .budget import BACKGROUND, LEASE, NORMAL, priority
 from .lease import Lease
 
 log = logging.getLogger("giftsync.scheduler")
@@ -64,6 +64,8 @@ class ProngSpec:
     record_runs: bool = True                # write Last Run on the Status row cursor:<name>
     scheduled: bool = True                  # False: only run on demand (``giftsync once --prong``)
     companions: list["ProngSpec"] = field(default_factory=list)   # further jobs of this prong
+    first_delay: float = 0.0                # an interval job's first run this long after the start
+                                            # (to stagger jobs of the same interval)
 
 
 def noop_prong(name: str, interval: float = 15.0) -> ProngSpec:
@@ -155,6 +157,7 @@ class Daemon:
         self._stop_lock = threading.Lock()
         self._was_held = False
         self._recorded: dict[str, float] = {}      # prong → monotonic time of its last Status write
+        self._rows: dict[str, StatusRow] = {}      # cursor row → as last written by this process
 
     # -- what prongs ask ---------------------------------------------------------------------
     def should_continue(self) -> bool:
@@ -166,7 +169,7 @@ class Daemon:
         stats.runs += 1
         held = False
         try:
-            with priority(URGENT):
+            with priority(LEASE):
                 held = self.lease.tick()
         except Exception as exc:  # noqa: BLE001
             stats.failures += 1
@@ -222,8 +225,8 @@ class Daemon:
         return ok
 
     def _due_record(self, name: str, result: Any, error: str) -> bool:
-        """Status Last Run (a read and a write) on every cycle that did work or failed, otherwise
-        at most once every ``RECORD_IDLE_SECONDS`` per prong."""
+        """Status Last Run (one write; a read the first time) on every cycle that did work or
+        failed, otherwise at most once every ``RECORD_IDLE_SECONDS`` per prong."""
         now = self.clock.monotonic()
         last = self._recorded.get(name)
         worked = bool(error) or any(isinstance(v, int) and not isinstance(v, bool) and v > 0
@@ -237,11 +240,13 @@ class Daemon:
         row_name = f"cursor:{name}"
         try:
             with priority(BACKGROUND):
-                row = self.book.read_status(row_name) or StatusRow(name=row_name)
+                # Read once, then kept: only this process writes its cursor rows while it holds
+                # the lease, so every later Last Run is one write (no read).
+                row = self._rows.pop(row_name, None) or self.book.read_status(row_name) or StatusRow(name=row_name)
                 row.last_run = started
                 row.details = ((f"error: {error}" if error else "ok") + summary(result))[:500]
-                self.book.write_status(row)
-        except Exception as exc:  # noqa: BLE001
+                self._rows[row_name] = self.book.write_status(row)
+        except Exception as exc:  # noqa: BLE001 — read again next time
             log.warning("could not record the prong's last run",
                         extra={"prong": name, "error": type(exc).__name__})
 
@@ -268,9 +273,10 @@ class Daemon:
             if p.cron:   # first run from the trigger
                 scheduler.add_job(self.run_prong, CronTrigger.from_crontab(p.cron, timezone=timezone.utc),
                                   args=[p], id=p.name, name=p.name, executor=p.name)
-            else:        # first run at once
+            else:        # first run at once (or after its first_delay)
                 scheduler.add_job(self.run_prong, IntervalTrigger(seconds=p.interval, timezone=timezone.utc),
-                                  args=[p], id=p.name, name=p.name, executor=p.name, next_run_time=now)
+                                  args=[p], id=p.name, name=p.name, executor=p.name,
+                                  next_run_time=now + timedelta(seconds=max(0.0, p.first_delay)))
         scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         return scheduler
 

@@ -185,9 +185,9 @@ def test_store_day(day: Day, tmp_path):
     day.mark("morning done")
 
     # -- midday: a 30-card request; redemptions keep arriving; SIGTERM and SIGKILL restarts -----
-    # Each card creation takes a second in Shopify (3 in flight): the request lasts, whatever
-    # the machine's speed, while the redemptions do not wait for it.
-    w.twin("shopify").inject(kind="latency", route="giftCardCreate", delay=1.0)
+    # Each card creation takes 2.5 s in Shopify (8 in flight, StoreOptions.card_create_workers):
+    # the request lasts, whatever the machine's speed, while the redemptions do not wait for it.
+    w.twin("shopify").inject(kind="latency", route="giftCardCreate", delay=2.5)
     q["bulk"] = day.submit(REQ, {
         "Store": store(harbour), "Amount": 10, "Quantity": BULK, "Kind": "Digital", "Recipient Name": "Team Lead",
         "Recipient Email": "team@example.com", "Purchaser Name": "Olga Owner", "Purchaser Email": "olga@example.com",

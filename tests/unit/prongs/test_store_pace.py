@@ -124,3 +124,16 @@ def test_several_chunks_are_written_at_once_with_several_writers(world):
     assert overlapped == [True]
     deliveries = [e.unique_id for e in world.events(Metric.GIFT_CARD_DELIVERED)]
     assert len(deliveries) == 30 == len(set(deliveries))
+
+
+def test_a_finished_request_is_written_once_with_done_and_notified(world):
+    """The confirmations go out first, then ONE write carries Done and Notified (no separate
+    Notified write): a request costs its claim and its final write on the Card Requests table."""
+    rid = world.book.add_card_request(world.store, "10", 3, recipient_email="r@example.test")
+    world.book.calls.clear()
+    world.run()
+    writes = [args[1] for name, args in world.book.calls if name == "update_forms" and args[0] is Q]
+    assert len(writes) == 2
+    assert writes[0][rid]["Status"] == "Processing"
+    assert writes[1][rid]["Status"] == "Done" and writes[1][rid]["Notified"] is True
+    assert f"request:{rid}:store" in [e.unique_id for e in world.events(Metric.STORE_REQUEST_PROCESSED)]

@@ -83,3 +83,28 @@ def test_observe_leaves_out_what_requests_in_flight_on_other_threads_were_given(
     b.observe(available=2000)                     # the answer came back before the others were charged
     assert not b.acquire(300, timeout=0)          # 2000 − 3 × 600 in flight = 200 points of room
     assert b.acquire(200, timeout=0)
+
+
+def test_an_urgent_hold_keeps_lower_priorities_off_a_held_budget_between_the_polls_requests():
+    """A redemption poll in progress holds the Airtable budget: a card request may not take the
+    token while the poll's thread is at Shopify (its next request would wait for a new one)."""
+    from giftsync.runtime.budget import LEASE, urgent_hold
+    clock = Ticks()
+    airtable = RateBudget("airtable", rate=4, capacity=1, clock=clock, hold_for_urgent=True)
+    shopify = RateBudget("shopify", rate=4, capacity=1, clock=clock)
+    with urgent_hold():
+        assert not airtable.acquire(1, timeout=0)            # NORMAL waits, a token there or not
+        with priority(LEASE):
+            assert not airtable.acquire(1, timeout=0)
+        assert shopify.acquire(1, timeout=0)                 # budgets without the flag are not held
+        with priority(URGENT):
+            assert airtable.acquire(1, timeout=0)
+    clock.t = 1.0
+    assert airtable.acquire(1, timeout=0)                    # the poll finished
+
+
+def test_an_urgent_hold_lapses_after_its_maximum():
+    from giftsync.runtime.budget import HOLD_MAX_SECONDS, urgent_hold
+    airtable = RateBudget("airtable", rate=4, capacity=1, hold_for_urgent=True)
+    with urgent_hold(clock=lambda: -HOLD_MAX_SECONDS - 1e9):   # started long ago (a hung call)
+        assert airtable.acquire(1, timeout=0)

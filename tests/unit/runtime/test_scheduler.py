@@ -296,3 +296,40 @@ def test_lease_renew_costs_one_read_and_one_write(lease, book, clock):
     assert lease.tick()
     names = [name for name, _ in book.calls[before:]]
     assert names.count("read_status") == 1 and names.count("write_status") == 1 and len(names) == 2
+
+
+def test_status_last_run_reads_its_row_once_then_only_writes(lease, book, clock):
+    from dataclasses import dataclass as _dc
+
+    @_dc
+    class Report:
+        records: int = 1
+    book.write_status(StatusRow(name="cursor:store", cursor="abc"))
+    d = Daemon(lease, [ProngSpec("store", lambda sc: Report(), interval=5)], book=book, renew_interval=15)
+    assert lease.tick()
+    before = len(book.calls)
+    for _ in range(3):
+        d.run_prong(d.jobs[0])               # did work: recorded each time
+        clock.advance(5)
+    calls = [(name, args) for name, args in book.calls[before:] if "cursor:store" in str(args)]
+    assert [name for name, _ in calls] == ["read_status", "write_status", "write_status", "write_status"]
+    row = book.read_status("cursor:store")
+    assert row.cursor == "abc" and row.details == "ok records=1"
+
+
+def test_a_companion_job_can_start_half_an_interval_after_its_prong(lease, book):
+    """bootstrap staggers the redemption job from the store job (first_delay): the store job's
+    card-request list then falls between two redemption polls."""
+    spec = ProngSpec("store", lambda sc: None, interval=5,
+                     companions=[ProngSpec("store-redemptions", lambda sc: None, interval=5, first_delay=2.5)])
+    scheduler = Daemon(lease, [spec], book=book).build_scheduler()
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    gap = (jobs["store-redemptions"].next_run_time - jobs["store"].next_run_time).total_seconds()
+    assert 2.4 < gap < 2.6
+
+
+def test_bootstrap_staggers_the_redemption_job():
+    from giftsync.bootstrap import build_fakes
+    app = build_fakes()
+    [job] = app.prong("store").companions
+    assert job.name == "store-redemptions" and job.first_delay == job.interval / 2 > 0
