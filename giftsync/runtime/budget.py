@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import threading
 import time
+import weakref
 from typing import Callable, Iterator
 
 URGENT = 0        # store redemptions: a customer is at the counter
@@ -26,6 +27,7 @@ _priority: contextvars.ContextVar[int] = contextvars.ContextVar("giftsync_priori
 _hold_lock = threading.Lock()
 _holds: dict[int, float] = {}          # hold id → monotonic start
 _hold_ids = iter(range(1, 1 << 62))
+_held_budgets: "weakref.WeakSet[RateBudget]" = weakref.WeakSet()    # woken when a hold ends
 
 
 @contextlib.contextmanager
@@ -42,11 +44,15 @@ def urgent_hold(clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
     finally:
         with _hold_lock:
             _holds.pop(hold, None)
+            budgets = list(_held_budgets)
+        for budget in budgets:          # the waiters held back go at once
+            budget.wake()
 
 
-def _held(now: float) -> bool:
+def _held(now: float) -> float:
+    """Seconds the current urgent holds still count for (0: none)."""
     with _hold_lock:
-        return any(now - start < HOLD_MAX_SECONDS for start in _holds.values())
+        return max([0.0] + [HOLD_MAX_SECONDS - (now - start) for start in _holds.values()])
 
 
 @contextlib.contextmanager
@@ -75,6 +81,9 @@ class RateBudget:
         self._tokens = float(capacity)
         self._clock = clock
         self.hold_for_urgent = hold_for_urgent     # lower priorities wait while an urgent_hold() is on
+        if hold_for_urgent:
+            with _hold_lock:
+                _held_budgets.add(self)
         self._stamp = clock()
         self._cond = threading.Condition()
         self._waiting: dict[int, int] = {}   # priority -> number of waiters
@@ -104,8 +113,17 @@ class RateBudget:
                 while True:
                     self._refill()
                     now = self._clock()
-                    ahead = any(p < level and n for p, n in self._waiting.items()) or (
-                        self.hold_for_urgent and level > URGENT and bool(_holds) and _held(time.monotonic()))
+                    ahead = any(p < level and n for p, n in self._waiting.items())
+                    held = self.hold_for_urgent and level > URGENT and bool(_holds) and _held(time.monotonic())
+                    if held and not ahead:
+                        # held back by a redemption poll: sleep until it ends (wake()) or lapses,
+                        # not in token-sized steps
+                        if deadline is not None:
+                            if now >= deadline:
+                                return False
+                            held = min(held, deadline - now)
+                        self._cond.wait(held)
+                        continue
                     if not ahead and now >= self._paused_until and self._tokens >= cost:
                         self._tokens -= cost
                         self._in_flight += cost - getattr(self._mine, "cost", 0.0)
@@ -123,6 +141,11 @@ class RateBudget:
             finally:
                 self._waiting[level] -= 1
                 self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Let the waiters look again (an urgent hold ended)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def pause(self, seconds: float) -> None:
         """The service asked us to back off (429 Retry-After / THROTTLED): nobody starts for a while."""
@@ -159,6 +182,11 @@ class Unlimited:
 
     def acquire(self, cost: float = 1.0, *, timeout: float | None = None) -> bool:
         return True
+
+    def wake(self) -> None:
+        """Let the waiters look again (an urgent hold ended)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def pause(self, seconds: float) -> None:
         pass

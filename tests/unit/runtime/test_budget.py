@@ -108,3 +108,27 @@ def test_an_urgent_hold_lapses_after_its_maximum():
     airtable = RateBudget("airtable", rate=4, capacity=1, hold_for_urgent=True)
     with urgent_hold(clock=lambda: -HOLD_MAX_SECONDS - 1e9):   # started long ago (a hung call)
         assert airtable.acquire(1, timeout=0)
+
+
+def test_a_held_waiter_sleeps_until_the_hold_ends_instead_of_polling():
+    """Lower priorities held back by a redemption poll are woken when it ends (not every few
+    milliseconds while it lasts)."""
+    import time as _time
+    from giftsync.runtime.budget import urgent_hold
+    airtable = RateBudget("airtable", rate=4, capacity=1, hold_for_urgent=True)
+    wakeups = []
+    original = airtable._cond.wait
+
+    def counting_wait(timeout=None):
+        wakeups.append(timeout)
+        return original(timeout)
+    airtable._cond.wait = counting_wait
+    got = []
+    with urgent_hold():
+        waiter = threading.Thread(target=lambda: got.append(airtable.acquire(1, timeout=5)))
+        waiter.start()
+        _time.sleep(0.3)
+        assert not got                                     # still held
+    waiter.join(2)
+    assert got == [True]
+    assert len(wakeups) <= 3, wakeups                      # one sleep for the hold, not one per 5 ms
