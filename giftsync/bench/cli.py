@@ -13,8 +13,10 @@ from pathlib import Path
 from .report import table, targets
 from .runner import MODES, Scenario, ScenarioConfig
 
-FULL = dict(sizes=[0, 100, 500, 1000], orders=200, window=180.0, max_load=1500.0, drain=60.0, warmup=20.0, idle=30.0)
-QUICK = dict(sizes=[0, 100], orders=20, window=30.0, max_load=35.0, drain=10.0, warmup=5.0, idle=10.0)
+FULL = dict(sizes=[0, 100, 500, 1000], orders=200, window=180.0, max_load=1500.0, drain=60.0, warmup=20.0, idle=30.0,
+            idle_settle=45.0)
+QUICK = dict(sizes=[0, 100], orders=20, window=30.0, max_load=35.0, drain=10.0, warmup=5.0, idle=10.0,
+             idle_settle=15.0)
 
 
 def machine() -> dict:
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = ScenarioConfig(
                 mode=mode, bulk=b, orders=args.orders if args.orders is not None else preset["orders"],
                 rate=args.rate, window=args.window or preset["window"], max_load=args.max_load or preset["max_load"],
-                drain=args.drain or preset["drain"], warmup=preset["warmup"],
+                drain=args.drain or preset["drain"], warmup=preset["warmup"], idle_settle=preset["idle_settle"],
                 idle_seconds=(args.idle if args.idle is not None else preset["idle"]) if first else 0.0,
                 seed=args.seed + b, root=str(out / "work"),
                 daemon_env=extra if mode == "giftsync" else {})
