@@ -100,8 +100,6 @@ class ShopifyRedemptions:
         # Orders finished by this process and their applied transactions: an order seen again
         # inside the overlap window (tags bump updatedAt) costs no Airtable read.
         self._finished: dict[str, frozenset[str]] = {}
-        self._pending: dict[str, Decimal] = {}      # the order in hand: card → its new movements' sum
-        self._covered: dict[str, bool] = {}         # the order in hand: card → already in the ledger
 
     def run_once(self) -> RedemptionReport:
         report = self._report = RedemptionReport()
@@ -190,13 +188,13 @@ class ShopifyRedemptions:
             cards = list(entry.card_ids)
             # per card, what this order's new payments and refunds move together (a sale and its
             # refund seen in one go cancel out: then nothing is "already in the ledger")
-            self._pending: dict[str, Decimal] = {}
+            moving: dict[str, Decimal] = {}
             for p in new:
                 signed = p.amount.amount if p.kind.upper() in REFUND_KINDS else -p.amount.amount
-                self._pending[p.gift_card_id] = self._pending.get(p.gift_card_id, Decimal(0)) + signed
-            self._covered: dict[str, bool] = {}
+                moving[p.gift_card_id] = moving.get(p.gift_card_id, Decimal(0)) + signed
+            covered: dict[str, bool] = {}       # card → this order's movements already in its ledger
             for payment in new:
-                card_record = self._apply(order, payment, source)
+                card_record = self._apply(order, payment, source, moving, covered)
                 if card_record is None:
                     skipped.append(mask(payment.gift_card_last4) if payment.gift_card_last4 else "unknown card")
                     continue
@@ -205,7 +203,8 @@ class ShopifyRedemptions:
                     cards.append(card_record)
             self._finish(order, entry, handled | {p.id for p in new}, applied, skipped, cards)
 
-    def _apply(self, order: ShopifyOrder, payment: OrderPayment, source: str) -> str | None:
+    def _apply(self, order: ShopifyOrder, payment: OrderPayment, source: str,
+               moving: dict[str, Decimal], covered: dict[str, bool]) -> str | None:
         """Apply one gift-card transaction; the card's record id, or None when it is skipped."""
         refund = payment.kind.upper() in REFUND_KINDS
         if not payment.gift_card_id:
@@ -238,9 +237,8 @@ class ShopifyRedemptions:
             if counted is not None and in_opening_balance(mirror, payment):
                 counted, why_not = None, (f"; {payment.amount} is already in the card's opening balance "
                                           "(mirrored after this transaction), so no amount here")
-            elif counted is not None and self._covered.setdefault(
-                    payment.gift_card_id, self._pending.get(payment.gift_card_id, Decimal(0)) != 0
-                    and already_in_ledger(receipts, mirror, shop)):
+            elif counted is not None and self._covered(payment.gift_card_id, receipts, mirror, shop,
+                                                       moving, covered):
                 counted, why_not = None, (f"; {payment.amount} is already in the ledger (an adjustment recorded "
                                           "it before this order was seen), so no amount here")
             details = f"order {order.name} transaction {numeric(payment.id)} {payment.kind}{why_not}"
@@ -269,6 +267,14 @@ class ShopifyRedemptions:
         log.info("online %s order=%s card=%s amount=%s balance_after=%s", "credit" if refund else "redemption",
                  order.name, mirror.masked, payment.amount, shop.balance)
         return mirror.record_id
+
+    @staticmethod
+    def _covered(card_id: str, receipts: list, mirror: MirrorCard, shop: ShopifyCard,
+                 moving: dict[str, Decimal], covered: dict[str, bool]) -> bool:
+        """Decided once per card for the order in hand, at its first movement there."""
+        if card_id not in covered:
+            covered[card_id] = moving.get(card_id, Decimal(0)) != 0 and already_in_ledger(receipts, mirror, shop)
+        return covered[card_id]
 
     def _finish(self, order: ShopifyOrder, entry: OrderEntry, handled: set[str], applied: list[str],
                 skipped: list[str], cards: list[str]) -> None:
