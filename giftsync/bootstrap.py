@@ -26,7 +26,7 @@ from typing import Any, Callable
 from .config import PRONGS, Settings
 from .domain.codes import CodeHasher
 from .ports import CardBook, Clock, GiftCardLedger, Messenger
-from .runtime.budget import BACKGROUND, NORMAL, URGENT, RateBudget
+from .runtime.budget import BACKGROUND, NORMAL, ONLINE, URGENT, RateBudget
 from .runtime.clock import SystemClock
 from .runtime.lease import Lease
 from .runtime.scheduler import Daemon, Notifier, ProngSpec, ShouldContinue, noop_prong
@@ -253,8 +253,10 @@ def build_shopify_prongs(settings: Settings | None, book: CardBook, ledger: Gift
     redemptions = ShopifyRedemptions(book, ledger, orders, messenger, clock, hasher, store, online)
     reconcile = ReconcileProng(book, ledger, messenger, clock, hasher, store, online)
     schedule = settings.reconcile_schedule if settings else "30 3 * * *"
-    return [_spec("shopify-purchases", purchases, interval=_interval(settings, "shopify-purchases")),
-            _spec("shopify-redemptions", redemptions, interval=_interval(settings, "shopify-redemptions")),
+    return [_spec("shopify-purchases", purchases, interval=_interval(settings, "shopify-purchases"),
+                  priority_=ONLINE),
+            _spec("shopify-redemptions", redemptions, interval=_interval(settings, "shopify-redemptions"),
+                  priority_=ONLINE),
             _spec("reconcile", reconcile, cron=schedule, scheduled=schedule is not None, priority_=BACKGROUND)]
 
 
@@ -314,4 +316,4 @@ def build_fakes(settings: Settings | None = None, *, clock: Clock | None = None,
 
 __all__ = ["App", "build_app", "build_fakes", "make_budgets", "build_card_book", "build_ledger",
            "build_messenger", "build_lease", "build_prongs", "store_options", "online_options",
-           "BACKGROUND", "NORMAL", "URGENT"]
+           "BACKGROUND", "NORMAL", "ONLINE", "URGENT"]

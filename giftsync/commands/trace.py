@@ -3,7 +3,8 @@
     created in Shopify → mirrored in Airtable → CRM event sent (with which identity) → emails sent
 
 and the first link that is missing. Klaviyo cannot cheaply list what giftsync sent, so the
-CRM link is read from the ``crm:issued:<shopify id>`` receipt the relay writes; the email
+CRM link is read from the ``crm:issued:<shopify id>`` receipt the relay writes (or the CRM
+outcome folded into the card's ISSUE/ACTIVATE row, ``crm.issued_link``); the email
 link from the Online Orders registry (an order is only Done once its emails were accepted),
 from EMAIL_FAILED receipts, and is "n/a" for Shopify-native cards (Shopify emails those).
 
@@ -107,17 +108,17 @@ def chain(app: Any, mirror: MirrorCard | None, shop: ShopifyCard | None) -> dict
         if not same:
             detail += f" (Shopify says {shop.balance}: the next reconcile pass corrects it)"
         links.append({"link": LINKS[1], "status": OK, "detail": detail})
-    crm_row = next((r for r in receipts if r.receipt_id == crm.receipt_id(shopify_id)), None)
-    if crm_row is None:
+    issued = crm.issued_link(receipts, shopify_id)
+    if issued is None:
         links.append({"link": LINKS[2], "status": MISSING,
                       "detail": "no 'Gift Card Issued' event recorded for this card"})
-    elif crm_row.outcome == crm.SENT:
-        who = crm_row.extra.get("identity", "?")
-        role = crm_row.extra.get("identity_role", "purchaser")
+    elif issued.outcome == crm.SENT:
+        who = issued.identity or "?"
+        role = issued.identity_role or "purchaser"
         links.append({"link": LINKS[2], "status": OK,
-                      "detail": f"'Gift Card Issued' on {who} ({role}), {crm_row.time:%Y-%m-%d %H:%M}Z"})
+                      "detail": f"'Gift Card Issued' on {who} ({role}), {issued.time:%Y-%m-%d %H:%M}Z"})
     else:
-        links.append({"link": LINKS[2], "status": MISSING, "detail": f"{crm_row.outcome}: {crm_row.details}"})
+        links.append({"link": LINKS[2], "status": MISSING, "detail": f"{issued.outcome}: {issued.details}"})
     links.append(_emails(app, mirror, receipts))
     first = next((l["link"] for l in links if l["status"] == MISSING), None)
     return {"card": masked, "shopify_id": shopify_id, "record_id": mirror.record_id if mirror else None,

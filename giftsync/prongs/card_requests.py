@@ -13,7 +13,8 @@ At Shopify's pace: the cards go in chunks of ``card_chunk`` (10) — up to
 ``card_create_workers`` (3) creates in flight (the Shopify cost budget still governs: 10 points
 a create, 100 points/s → 10 cards/s), new redemptions served before each create when due
 (``between``), then ONE Gift Cards save for the chunk, the delivery emails and CRM events
-concurrently, and ONE receipts write (ISSUE/ACTIVATE + CRM rows). Pipelined: a chunk's writes
+concurrently, and ONE receipts write (an ISSUE/ACTIVATE row per card, the CRM outcome folded
+into it: 10 rows, one request — ``crm.fold_into_openings``). Pipelined: a chunk's writes
 (save, emails, receipts) run on a writer thread while the next chunk's cards are created; at most
 one chunk's writes are outstanding, and they are waited for (their errors raised) before the next
 chunk's writes, before a stop and before the request goes Done. A failure in a chunk still
@@ -46,6 +47,7 @@ from ..domain.outcomes import FormStatus, RequestOutcome
 from ..errors import AmbiguousError, RetriableError
 from ..runtime.budget import NORMAL, priority
 from ..ports import FormTable
+from . import crm
 from .context import StoreContext, resend_each, safe_call, split_finished
 from .options import StoreOptions
 
@@ -96,6 +98,7 @@ class _Made:
     receipts: list[Receipt]
     out: _Chunk
     resumed: bool = False
+    crm_recorded: set[str] = field(default_factory=set)   # CRM receipt ids already in Receipts (resumed)
 
 
 def note_for(record_id: str, index: int) -> str:
@@ -281,20 +284,25 @@ class CardRequests:
                  for i in indices}
         self.in_hand.extend(codes.values())
         receipts: list[Receipt] = []
+        crm_recorded: set[str] = set()
         with priority(NORMAL):
             for i in indices:             # mirrored before a crash: reuse; its receipt only if missing
                 mirror = existing.get(self.ctx.hasher.hash(codes[i]))
                 if mirror is not None:
                     out.cards[i] = mirror
                     receipt_id = f"{self._activity(plan).value.lower()}:{rid}:{i}"
-                    if not any(r.receipt_id == receipt_id for r in self.ctx.book.receipts_for_card(mirror.record_id)):
+                    rows = self.ctx.book.receipts_for_card(mirror.record_id)
+                    if crm.issued_link(rows, mirror.shopify_id) is not None:
+                        crm_recorded.add(crm.receipt_id(mirror.shopify_id))   # the event is resent, not re-recorded
+                    if not any(r.receipt_id == receipt_id for r in rows):
                         # dated when the card was made: the recipient may have spent it since, and a
                         # receipt dated now would put the opening balance after those movements
                         row = self._receipt_row(form, plan, i, mirror, plan.amount)
                         receipts.append(dataclasses.replace(row, time=mirror.created) if mirror.created else row)
         shops = self._make_cards(rid, plan, codes, [i for i in indices if i not in out.cards], resumed,
                                  between, stop, out)
-        return _Made(form=form, plan=plan, codes=codes, shops=shops, receipts=receipts, out=out, resumed=resumed)
+        return _Made(form=form, plan=plan, codes=codes, shops=shops, receipts=receipts, out=out, resumed=resumed,
+                     crm_recorded=crm_recorded)
 
     def _chunk_writes(self, made: _Made) -> _Chunk:
         """The Airtable/Klaviyo half of a chunk: ONE Gift Cards save, the delivery emails and
@@ -331,7 +339,9 @@ class CardRequests:
                 elif not result:
                     out.delivered_all = False
             with priority(NORMAL):
-                self.ctx.write_receipts("request.receipt", receipts)
+                # one row per card: each CRM row folded into its card's ISSUE/ACTIVATE row
+                rows = [r for r in receipts if r.receipt_id not in made.crm_recorded]
+                self.ctx.write_receipts("request.receipt", crm.fold_into_openings(rows))
         except BaseException as exc:  # noqa: BLE001 — surfaced by the request loop
             if not isinstance(exc, Exception):
                 raise
@@ -565,8 +575,8 @@ class CardRequests:
     def _crm(self, form: CardRequestForm, plan: Plan, card: MirrorCard, receipts: list | None = None) -> None:
         """CRM relay (the builder shared with the online prongs, giftsync/prongs/crm.py): the
         issue on the purchaser's profile (else the recipient's), with its value; a CRM receipt
-        records what was sent (or that no identity was known, with an admin alert)."""
-        from . import crm
+        records what was sent (or that no identity was known, with an admin alert) — folded into
+        the card's opening row when both go in the same write."""
         crm.relay_issued(self.ctx, crm.Issue(
             shopify_id=card.shopify_id, card_record_id=card.record_id, card_masked=card.masked, amount=plan.amount,
             channel=Channel.STORE, source=f"{TABLE.value}/{form.record_id}",

@@ -6,18 +6,22 @@ sent cheaply, so ``giftsync trace`` reads these rows).
   so the purchase counts in the customer's lifetime value; properties: masked card, amount,
   currency, channel, store or order, kind, recipient, source. ``unique_id``
   ``crm:issued:<shopify card id>``. Receipt ``crm:issued:<shopify card id>`` (activity CRM,
-  outcome ``Sent`` with the identity, or ``No customer identity`` + an admin alert).
+  outcome ``Sent`` with the identity, or ``No customer identity`` + an admin alert). Where the
+  card's opening row (ISSUE/ACTIVATE) goes in the same receipts write, the CRM row is folded
+  into it (``fold_into_openings``: one row per card, half the Receipts requests of a bulk
+  request); ``issued_link`` reads either form.
 - Redeemed: on the card holder's profile when an identity is known; no receipt (the REDEEM
   receipt is the record), ``unique_id`` given by the caller.
 """
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass
 
 from ..crashpoints import reach
 from ..domain.emails import EmailEvent, Metric, valid_email
-from ..domain.ledger import Activity, Channel
+from ..domain.ledger import Activity, Channel, Receipt
 from ..domain.money import Money
 from .context import StoreContext
 
@@ -114,3 +118,58 @@ def redeemed_event(*, holder: str, unique_id: str, card_masked: str, amount: Mon
                                   "Order": order, "Amount": amount.plain(), "Currency": amount.currency,
                                   "Balance After": balance.plain(), "Source": source},
                       value=amount.amount, value_currency=amount.currency)
+
+
+CRM_KEY = "crm"                   # the key of a folded CRM outcome in an opening row's ``extra``
+_OPENINGS_OF_ISSUE = (Activity.ISSUE, Activity.ACTIVATE)
+
+
+def fold_into_openings(rows: list[Receipt]) -> list[Receipt]:
+    """The receipts of one write with each CRM "issued" row folded into its card's opening row
+    (ISSUE/ACTIVATE, same card, same write): the opening row carries the CRM outcome in its
+    details and in ``extra["crm"]``; a CRM row without an opening row in ``rows`` stays a row of
+    its own (a resumed request whose opening was written before). Order is kept."""
+    openings = {r.card_record_id: i for i, r in enumerate(rows)
+                if r.activity in _OPENINGS_OF_ISSUE and r.card_record_id}
+    out = list(rows)
+    folded: set[int] = set()
+    for i, row in enumerate(rows):
+        if row.activity is not Activity.CRM or row.card_record_id not in openings:
+            continue
+        j = openings[row.card_record_id]
+        opening = out[j]
+        crm = {"outcome": row.outcome, "receipt": row.receipt_id, "event": row.correlation_id}
+        for key in ("identity", "identity_role"):
+            if key in row.extra:
+                crm[key] = row.extra[key]
+        note = (f"CRM: {row.details}" if row.outcome == SENT
+                else f"CRM: {row.outcome} — {row.details}")
+        out[j] = dataclasses.replace(opening, details=f"{opening.details}; {note}" if opening.details else note,
+                                     extra={**opening.extra, CRM_KEY: crm})
+        folded.add(i)
+    return [r for i, r in enumerate(out) if i not in folded]
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    """What the receipts say about a card's "Gift Card Issued" event."""
+    outcome: str
+    identity: str
+    identity_role: str
+    time: object
+    details: str
+
+
+def issued_link(receipts: list[Receipt], shopify_id: str) -> IssuedLink | None:
+    """The CRM link of a card from its receipts: its own CRM row, else the CRM outcome folded
+    into its opening row; None when neither is there."""
+    for r in receipts:
+        if r.receipt_id == receipt_id(shopify_id):
+            return IssuedLink(r.outcome, str(r.extra.get("identity", "")), str(r.extra.get("identity_role", "")),
+                              r.time, r.details)
+    for r in receipts:
+        crm = r.extra.get(CRM_KEY) if r.activity in _OPENINGS_OF_ISSUE else None
+        if isinstance(crm, dict) and crm.get("receipt") == receipt_id(shopify_id):
+            return IssuedLink(str(crm.get("outcome", "")), str(crm.get("identity", "")),
+                              str(crm.get("identity_role", "")), r.time, r.details)
+    return None

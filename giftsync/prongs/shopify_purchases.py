@@ -40,7 +40,7 @@ from ..domain.money import Money
 from ..errors import AmbiguousError, RetriableError
 from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, OrderKind, OrderLine, OrderStatus,
                      ShopifyOrder, ShopifyOrders)
-from ..runtime.budget import NORMAL, priority
+from ..runtime.budget import ONLINE, priority
 from . import crm
 from .context import StoreContext, safe_call
 from .online import (OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders, resume_entries,
@@ -145,7 +145,7 @@ class ShopifyPurchases:
 
     def _resume_open(self) -> None:
         """Rows left Processing (a crash, a failed email) or Waiting (native cards late)."""
-        with priority(NORMAL):
+        with priority(ONLINE):
             def again(e: OrderEntry) -> None:
                 order = self.orders.order(e.shopify_id)
                 if order is None:
@@ -158,7 +158,7 @@ class ShopifyPurchases:
             self._report.errors += failed
 
     def _poll(self, started: datetime) -> None:
-        with priority(NORMAL):
+        with priority(ONLINE):
             self.watermark.load()
             since = self.watermark.since(self.online.overlap_seconds)
 

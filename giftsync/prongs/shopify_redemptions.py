@@ -29,7 +29,7 @@ from ..domain.ledger import Activity, Channel, ledger_balance
 from ..errors import RetriableError
 from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, OrderKind, OrderPayment, OrderStatus,
                      ShopifyOrder, ShopifyOrders)
-from ..runtime.budget import BACKGROUND, NORMAL, priority
+from ..runtime.budget import BACKGROUND, ONLINE, priority
 from . import crm
 from .context import StoreContext, safe_call
 from .online import (OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders, resume_entries,
@@ -121,11 +121,11 @@ class ShopifyRedemptions:
         self._report.errors += result.errors
 
     def _resume_open(self) -> None:
-        with priority(NORMAL):
+        with priority(ONLINE):
             entries = self.ctx.book.open_order_entries(OrderKind.REDEMPTION)
 
         def again(e: OrderEntry) -> None:
-            with priority(NORMAL):
+            with priority(ONLINE):
                 order = self.orders.order(e.shopify_id)
                 if order is None:
                     log.warning("registry row open but order not visible key=%s", e.order_key)
@@ -135,12 +135,12 @@ class ShopifyRedemptions:
         self._report.errors += failed
 
     def _poll(self, started: datetime) -> None:
-        with priority(NORMAL):
+        with priority(ONLINE):
             self.watermark.load()
         since = self.watermark.since(self.online.overlap_seconds)
 
         def fetch(cursor: str | None):
-            with priority(NORMAL):
+            with priority(ONLINE):
                 return self.orders.orders(updated_after=since, financial_statuses=REDEMPTION_STATUSES,
                                           gift_card_payments_only=True, after_cursor=cursor,
                                           page_size=self.online.page_size)
@@ -151,7 +151,7 @@ class ShopifyRedemptions:
                 self._report.errors += 1
             return ok
         newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop)
-        with priority(NORMAL):
+        with priority(ONLINE):
             self.watermark.advance(newest, started, now=self.ctx.clock.now(),
                                    details=f"orders={self._report.orders} errors={self._report.errors}")
 
@@ -162,7 +162,7 @@ class ShopifyRedemptions:
         if entry is None and known is not None and {p.id for p in gift_card_payments(order)} <= known:
             self._tag(order)
             return
-        with priority(NORMAL):
+        with priority(ONLINE):
             if entry is None:
                 entry = self.ctx.book.order_entry(key)
             handled = set(entry.transactions) if entry else set()

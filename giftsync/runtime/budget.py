@@ -17,7 +17,9 @@ from typing import Callable, Iterator
 
 URGENT = 0        # store redemptions: a customer is at the counter
 LEASE = 5         # the lease renewal: ahead of all other work, behind a redemption poll in progress
-NORMAL = 10       # card requests, online orders
+NORMAL = 10       # card requests: a clerk (and a business customer) waiting on a form
+ONLINE = 15       # online orders: the customer hears by email; a bulk card request in a shop goes
+                  # first and the orders take the requests it leaves (docs/adr/0007-rate-priorities.md)
 BACKGROUND = 20   # balance checks, reconciliation, housekeeping
 
 HOLD_MAX_SECONDS = 4.0    # an urgent hold stops counting after this long (a hung call never starves the rest)
@@ -184,9 +186,7 @@ class Unlimited:
         return True
 
     def wake(self) -> None:
-        """Let the waiters look again (an urgent hold ended)."""
-        with self._cond:
-            self._cond.notify_all()
+        pass
 
     def pause(self, seconds: float) -> None:
         pass

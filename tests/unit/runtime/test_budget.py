@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import threading
 
-from giftsync.runtime.budget import BACKGROUND, URGENT, RateBudget, priority
+import pytest
+
+from giftsync.runtime.budget import BACKGROUND, NORMAL, ONLINE, URGENT, RateBudget, priority
 
 
 class Ticks:
@@ -44,7 +46,10 @@ def test_pause_holds_everyone():
     assert b.acquire(1, timeout=0)
 
 
-def test_urgent_waiter_goes_before_background_waiter():
+@pytest.mark.parametrize("high, low", [(URGENT, BACKGROUND), (NORMAL, ONLINE), (ONLINE, BACKGROUND)])
+def test_higher_priority_waiter_goes_first(high, low):
+    """A store redemption before all; a shop's card request before online orders; online orders
+    before background work."""
     b = RateBudget("t", rate=20, capacity=1)
     b.acquire(1)
     order: list[str] = []
@@ -53,20 +58,20 @@ def test_urgent_waiter_goes_before_background_waiter():
     def take(level: int, name: str) -> None:
         with priority(level):
             ready.wait()
-            if name == "urgent":       # let the background thread start waiting first
-                while b._waiting.get(BACKGROUND, 0) == 0:
+            if name == "high":         # let the low thread start waiting first
+                while b._waiting.get(low, 0) == 0:
                     pass
             b.acquire(1)
             order.append(name)
 
-    threads = [threading.Thread(target=take, args=(BACKGROUND, "background")),
-               threading.Thread(target=take, args=(URGENT, "urgent"))]
+    threads = [threading.Thread(target=take, args=(low, "low")),
+               threading.Thread(target=take, args=(high, "high"))]
     for t in threads:
         t.start()
     ready.wait()
     for t in threads:
         t.join(timeout=10)
-    assert order == ["urgent", "background"]
+    assert order == ["high", "low"]
 
 
 def test_observe_leaves_out_what_requests_in_flight_on_other_threads_were_given():
