@@ -22,6 +22,7 @@ def rows(results: list[dict]) -> list[list[str]]:
             *((">=" if red["unfinished"] else "") + _n(red[k]) for k in ("p50", "p95", "max")),
             _n(bulk["seconds"], "{:.0f}") if bulk else "-",
             _n(bulk["cards_per_second"], "{:.2f}") if bulk else "-",
+            f"{r.get('orders_done', '?')}/{r.get('orders_placed', '?')}",
             per_red, per_card if bulk else "-",
             str(r["429s"]),
             _n(d["peak_rss_mb"], "{:.0f}"), _n(d["cpu_percent"], "{:.1f}"), _n(d["idle_cpu_percent"], "{:.2f}"),
@@ -29,7 +30,7 @@ def rows(results: list[dict]) -> list[list[str]]:
     return out
 
 
-HEADER = ["mode", "B", "redeemed", "p50 s", "p95 s", "max s", "bulk s", "cards/s",
+HEADER = ["mode", "B", "redeemed", "p50 s", "p95 s", "max s", "bulk s", "cards/s", "orders done",
           "req/redemption AT/SH/KL", "req/card AT/SH/KL", "429s", "RSS MB", "CPU %", "idle CPU %"]
 
 
