@@ -83,8 +83,10 @@ class CardBook(Protocol):
     def pending_balance_checks(self, limit: int = 100, *, with_unnotified: bool = False) -> list[BalanceCheckForm]: ...
     def unnotified(self, table: FormTable, limit: int = 100) -> list[RedemptionForm | CardRequestForm | BalanceCheckForm]:
         """Done/Rejected records whose Notified box is not ticked (emails to resend)."""
-    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:
+    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> dict[str, dict]:
         """Write giftsync's fields on form records: {record_id: {"Status": ..., ...}} (batched by 10).
+        Returns the records as Airtable answered: {record_id: {field name: JSON value}} (links as
+        lists of record ids, empty cells absent) — a caller can check what was stored.
 
         Keys are the field names of config/base_schema.json. Values as the prongs pass them:
         str (text, single select), bool (checkbox), int (number), Decimal (currency fields,

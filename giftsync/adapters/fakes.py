@@ -336,7 +336,13 @@ def _load_schema() -> dict[str, dict[str, dict]]:
 
 _SCHEMA = _load_schema()
 _DONE = {"Done", "Rejected"}
+_CARD_LINKS = {FormTable.REDEMPTIONS: ("Card",), FormTable.CARD_REQUESTS: ("Cards",)}   # links to Gift Cards
 _PENDING = {"", "New", "Processing"}
+
+
+def _empty_cell(value: Any) -> bool:
+    """What Airtable leaves out of a record (a 0 is kept)."""
+    return value is None or value is False or (isinstance(value, (str, list)) and not value)
 
 
 def _when(value: Any) -> datetime | None:
@@ -477,15 +483,26 @@ class FakeCardBook(_Failing):
         failure = self._enter("unnotified", table)
         return self._exit(failure, self._unnotified(table, limit))
 
-    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:
+    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> dict[str, dict]:
+        """Like Airtable: a link to a card record that does not exist fails the whole request
+        (422 ROW_DOES_NOT_EXIST, nothing written); the answer is every updated record's fields,
+        empty cells left out."""
         failure = self._enter("update_forms", table, copy.deepcopy(updates))
         for rid, fields in updates.items():
             if rid not in self.forms[table]:
                 raise FatalError("airtable", f"NOT_FOUND: record {rid} not in {table.value}", status=404)
             self._check_fields(table.value, fields, written_by_giftsync=True)
+            for name in _CARD_LINKS.get(table, ()):
+                for card_id in fields.get(name) or []:
+                    if card_id not in self.cards:
+                        raise FatalError("airtable", f"ROW_DOES_NOT_EXIST: Record ID {card_id} does not exist "
+                                         "in this table", status=422)
+        answer: dict[str, dict] = {}
         for rid, fields in updates.items():
             self.forms[table][rid].update(copy.deepcopy(fields))
-        return self._exit(failure, None)
+            answer[rid] = {k: copy.deepcopy(v) for k, v in self.forms[table][rid].items()
+                           if not k.startswith("_") and not _empty_cell(v)}
+        return self._exit(failure, answer)
 
     def recent_balance_checks(self, since: datetime) -> list[BalanceCheckForm]:
         failure = self._enter("recent_balance_checks", since)

@@ -13,6 +13,7 @@ from ..crashpoints import reach
 from ..domain.codes import CodeHasher, mask_text_codes
 from ..domain.ledger import Activity, Channel, Receipt
 from ..ports import CardBook, Clock, GiftCardLedger, Messenger
+from .card_cache import CardCache
 from .notify import Notifier
 from .options import StoreOptions
 
@@ -32,9 +33,14 @@ class StoreContext:
     notifier: Notifier = field(init=False)
     # Records whose emails were attempted in this cycle: the resend pass leaves them to the next.
     notified_this_cycle: set[str] = field(default_factory=set)
+    # The cards met so far, by code hash (docs/adr/0006-card-identity-cache.md); by default on
+    # this context's clock.
+    cards: CardCache = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.messenger, self.book, self.clock, self.options)
+        if self.cards is None:
+            self.cards = CardCache(monotonic=self.clock.monotonic)
 
     def receipt(self, receipt_id: str, activity: Activity, *, channel: Channel = Channel.STORE, **kw) -> Receipt:
         return Receipt(receipt_id=receipt_id, time=self.clock.now(), activity=activity, channel=channel, **kw)

@@ -36,6 +36,7 @@ def mirror_shopify_card(ctx: StoreContext, shop: ShopifyCard, code: str, *, poin
                           opened_at=min(read_at, now) if read_at is not None else now)
     reach(point)
     saved = ctx.book.save_cards([card])[0]
+    ctx.cards.put([saved])
     suffix = ":hash" if existing is not None else ""
     ctx.write_receipts("redeem.receipt" if point.startswith("redeem") else "check.receipt", [ctx.receipt(
         f"mirror:{shop.id}{suffix}", Activity.MIRROR, channel=Channel.SYSTEM, card_record_id=saved.record_id,

@@ -3,9 +3,11 @@ handled in batches — every pending record of one poll goes through each step t
 
 One poll (``run``)::
 
-    list pending (1 request) → validate each (pure) → ONE card lookup for every valid code
-    (``cards_by_hashes``) → reach("redeem.claim"), ONE claim write (Processing, Attempt, Card,
-    Code masked; 10 records a request) → debits with note ``giftsync:<record>`` on a small pool,
+    list pending (1 request) → validate each (pure) → the cards of codes met before from the
+    card cache (``ctx.cards``, docs/adr/0006), ONE card lookup for the others (``cards_by_hashes``;
+    none when every code is known) → reach("redeem.claim"), ONE claim write (Processing, Attempt,
+    Card, Code masked; 10 records a request; a record whose answer does not link the card sent is
+    not debited) → debits with note ``giftsync:<record>`` on a small pool,
     one card's redemptions in order on one worker (on AmbiguousError: read the card's
     transactions for the note before any resend; a record found in Processing is read back
     first) → store emails and CRM events (concurrent; Klaviyo drops a resend by ``unique_id``)
@@ -15,7 +17,8 @@ One poll (``run``)::
     Outcome, Reason, Balance After, Processed At, and Notified when the email was accepted.
 
 Rejections (code format, store, amount, not found, disabled, Shopify refusals) join the same
-receipts and final writes. About 6 Airtable requests per poll, whatever its size up to 10.
+receipts and final writes. 5 Airtable requests per poll whatever its size up to 10 when every
+code is a card met before (6 when some code is new to the daemon).
 
 Crash or failure anywhere: a record not yet claimed stays New (nothing happened); a claimed one
 stays Processing and the next poll reads back before any debit, so a crash after the email and
@@ -86,6 +89,7 @@ class _Item:
     balance: Money | None = None         # Balance After
     debited: Money | None = None
     tx_id: str = ""
+    code_hash: str = ""                  # the typed code's hash (the card cache's key)
     alert: bool = False
     left: bool = False                   # left for the next poll (Processing or New)
     extra_codes: list[str] = field(default_factory=list)
@@ -156,7 +160,9 @@ class Redemptions:
         items = [i for i in items if not i.left]
         if stop():
             return 0                          # nothing claimed, nothing started
-        self._claim([i for i in items if i.outcome is None and not i.resumed])
+        unconfirmed = self._claim([i for i in items if i.outcome is None and not i.resumed])
+        if unconfirmed and not stop():
+            self._claim_again(unconfirmed)
         items = [i for i in items if not i.left]
         groups: OrderedDict[str, list[_Item]] = OrderedDict()
         for item in items:
@@ -206,12 +212,19 @@ class Redemptions:
         return item
 
     def _find_cards(self, items: list[_Item]) -> None:
-        """ONE lookup for every valid code; Shopify (and a mirror) only for codes not found."""
+        """The cards met before from the cache; ONE lookup for every other valid code (none when
+        all are known); Shopify (and a mirror) only for codes not found."""
         wanted = [i for i in items if i.outcome is None and not i.resumed]
         if wanted:
-            found = self.ctx.book.cards_by_hashes({self.ctx.hasher.hash(i.code) for i in wanted})
             for item in wanted:
-                item.card = found.get(self.ctx.hasher.hash(item.code))
+                item.code_hash = self.ctx.hasher.hash(item.code)
+            hashes = {i.code_hash for i in wanted}
+            known = self.ctx.cards.get_many(hashes)
+            missing = hashes - known.keys()
+            found = self.ctx.book.cards_by_hashes(missing) if missing else {}
+            self.ctx.cards.put(found.values())
+            for item in wanted:
+                item.card = known.get(item.code_hash) or found.get(item.code_hash)
                 if item.card is None:
                     self._guard(item, lambda i=item: self._from_shopify(i))
         for item in items:
@@ -241,6 +254,7 @@ class Redemptions:
         item.store = item.store or item.any_store
         card = self.ctx.book.card(form.card_ids[0])
         if card is None:
+            self.ctx.cards.drop(record_ids=form.card_ids)
             item.reject(RedemptionOutcome.FAILED, "The linked card no longer exists",
                         code_field=self._masked_field(form))
             return
@@ -255,22 +269,54 @@ class Redemptions:
                 return
             raise
 
-    def _claim(self, items: list[_Item]) -> None:
+    def _claim(self, items: list[_Item]) -> list[_Item]:
+        """ONE claim write (10 records a request). Returns the records whose answer does not
+        link the card sent (claimed, but on no card: never debited on that claim)."""
         if not items:
-            return
+            return []
         updates = {i.rid: {"Status": FormStatus.PROCESSING.value, "Attempt": new_attempt_id(),
                            "Card": [i.card.record_id], "Code": i.masked} for i in items}
         reach("redeem.claim")
         try:
-            self.ctx.book.update_forms(TABLE, updates)
+            answer = self.ctx.book.update_forms(TABLE, updates)
         except Exception as exc:  # noqa: BLE001 — claimed or not, the next poll takes them again
             log.warning("redemption claim failed records=%d error=%s; left for the next poll",
                         len(items), type(exc).__name__)
+            self._forget(items)     # a card row deleted since it was cached fails the write (422)
             for item in items:
                 item.left = True
-            return
+            return []
+        unconfirmed = []
         for item in items:
+            linked = ((answer or {}).get(item.rid) or {}).get("Card")
+            if linked != [item.card.record_id]:
+                # Not the card sent (a link Airtable did not keep, e.g. to a row deleted since it
+                # was cached): no debit on this claim.
+                log.warning("redemption claim not confirmed record=%s card=%s linked=%s", item.rid,
+                            item.masked, linked)
+                self._forget([item])
+                item.left = True
+                unconfirmed.append(item)
+                continue
             log.info("redemption claimed record=%s card=%s amount=%s", item.rid, item.masked, item.amount)
+        return unconfirmed
+
+    def _claim_again(self, items: list[_Item]) -> None:
+        """Records claimed on no card (their Code is masked by then, so the next poll could not
+        look the card up): look the cards up afresh (their cache entries are gone) and claim once
+        more. A record still unconfirmed stays Processing, never debited."""
+        for item in items:
+            item.card, item.left = None, False
+        self._find_cards(items)
+        for item in items:
+            if item.outcome is None and not item.left and item.card is not None:
+                self._guard(item, lambda i=item: self._check_card(i))
+        self._claim([i for i in items if i.outcome is None and not i.left])
+
+    def _forget(self, items: list[_Item]) -> None:
+        """Drop the card cache's entries of these records' cards: the next poll looks them up."""
+        self.ctx.cards.drop(hashes=[i.code_hash for i in items if i.code_hash],
+                            record_ids=[i.card.record_id for i in items if i.card is not None])
 
     # -- the money ----------------------------------------------------------------------------
     def _debit_group(self, group: list[_Item], stop) -> dict[str, Money]:
@@ -346,6 +392,7 @@ class Redemptions:
             item.reject(RedemptionOutcome.DISABLED, result.error or "The card is disabled or expired",
                         code_field=card.masked, card=card)
         elif code == "GIFT_CARD_NOT_FOUND":
+            self._forget([item])
             item.reject(RedemptionOutcome.NOT_FOUND, "The card no longer exists in Shopify",
                         code_field=card.masked, card=card)
         else:
@@ -383,6 +430,7 @@ class Redemptions:
                 reach("redeem.notified")       # Notified travels in the final write
             self.ctx.book.update_forms(TABLE, updates)
         except Exception as exc:  # noqa: BLE001 — everything is taken again by the next poll
+            self._forget(items)     # e.g. a balances write to a card row deleted since
             log.warning("redemption batch not finished records=%d error=%s reason=%r; left for the next poll",
                         len(items), type(exc).__name__, str(getattr(exc, "reason", ""))[:200])
             return 0

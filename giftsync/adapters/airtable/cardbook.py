@@ -183,19 +183,21 @@ class AirtableCardBook:
         records = _oldest_first(self._all(table.value, f"unnotified {table.value}", formula=unnotified_formula()))
         return [_READERS[table](r) for r in records[:limit]]
 
-    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> None:
+    def update_forms(self, table: FormTable, updates: dict[str, dict]) -> dict[str, dict]:
         """{record_id: {field name: value}}; values may be domain types (Money, datetime,
         enums, lists of record ids); ``None`` clears a cell. Batched by 10; an update of
-        absolute values, hence retried after an ambiguous failure."""
+        absolute values, hence retried after an ambiguous failure. Returns Airtable's answer,
+        {record_id: fields} (JSON values by field name; links as lists of record ids)."""
         table = FormTable(table)
         records = []
         for record_id, values in updates.items():
             self._check_fields(table.value, values)
             records.append({"id": record_id, "fields": mapping.cells(values)})
         if not records:
-            return
+            return {}
         with self._errors(f"update {table.value}"):
-            self.table(table.value).batch_update(records)
+            answer = self.table(table.value).batch_update(records)
+        return {r["id"]: dict(r.get("fields") or {}) for r in answer or []}
 
     def recent_balance_checks(self, since: datetime) -> list[BalanceCheckForm]:
         """Checks Done/Rejected with Processed At >= ``since`` (one list request). Airtable

@@ -172,11 +172,12 @@ class EditingBook(FakeCardBook):
         self.edited = False
 
     def update_forms(self, table, updates):
-        super().update_forms(table, updates)
+        answer = super().update_forms(table, updates)
         for rid, fields in updates.items():
             if fields.get("Status") == FormStatus.PROCESSING.value and not self.edited:
                 self.edited = True
                 self.forms[table][rid].update(self.edit)
+        return answer
 
 
 @SETTINGS
