@@ -39,6 +39,8 @@ from urllib.parse import quote
 import requests
 
 from ..domain.codes import derive_code
+from ..ports import OrderKind, OrderStatus
+from ..prongs.online import order_key
 from ..sandbox.world import DaemonProcess, SandboxWorld
 
 MODES = ("giftsync", "baseline")
@@ -99,6 +101,14 @@ def add_bench_cards(world: SandboxWorld, n: int = BENCH_CARDS) -> list[str]:
         shop.append({"id": num, "code": code.lower(), "initialValue": str(BENCH_CARD_BALANCE), "currency": "USD",
                      "note": "bench card"})
     return codes
+
+
+def purchases_done(registry_rows: list[dict]) -> int:
+    """Online purchases finished (Done) among the Online Orders registry rows (Airtable records)."""
+    prefix = order_key(OrderKind.PURCHASE, "0").split(":", 1)[0] + ":"
+    return sum(1 for rec in registry_rows
+               if str(rec.get("fields", {}).get("Order Key", "")).startswith(prefix)
+               and rec.get("fields", {}).get("Status") == OrderStatus.DONE.value)
 
 
 class Proc:
@@ -383,9 +393,7 @@ class Scenario:
                     "cards_per_second": issued / ((sent or now) - self.bulk_submitted) if issued else None,
                     "bucket_bound_seconds": self.cfg.bulk / 10.0}
         # online purchases finished by the end (they wait behind a bulk request: ADR 0007)
-        orders_done = sum(1 for rec in self.records("Online Orders")
-                          if str(rec["fields"].get("Order Key", "")).startswith("Purchase:")
-                          and rec["fields"].get("Status") == "Done")
+        orders_done = purchases_done(self.records("Online Orders"))
         classes = classify(logs, self.bulk_id)
         self._dump(logs)
         n_red = len(latencies)

@@ -7,7 +7,10 @@ import json
 import pytest
 
 from giftsync.bench.report import table, targets
-from giftsync.bench.runner import Scenario, ScenarioConfig, _unique_ids, classify, percentile
+from giftsync.adapters.airtable.mapping import order_entry_fields
+from giftsync.bench.runner import Scenario, ScenarioConfig, _unique_ids, classify, percentile, purchases_done
+from giftsync.ports import OrderEntry, OrderKind, OrderStatus
+from giftsync.prongs.online import order_key
 
 
 def test_percentile_and_unique_ids():
@@ -17,6 +20,16 @@ def test_percentile_and_unique_ids():
     body = json.dumps({"data": {"attributes": {"unique_id": "redemption:recA:store", "properties": {}}}})
     assert _unique_ids(body) == ["redemption:recA:store"]
     assert _unique_ids("not json") == []
+
+
+def test_purchases_done_counts_finished_purchase_rows_as_the_adapter_writes_them():
+    def row(kind: OrderKind, n: int, status: OrderStatus) -> dict:
+        gid = f"gid://shopify/Order/{n}"
+        return {"id": f"rec{n}", "fields": order_entry_fields(OrderEntry(
+            order_key=order_key(kind, gid), order=f"#{n}", shopify_id=gid, kind=kind, status=status))}
+    rows = [row(OrderKind.PURCHASE, 1, OrderStatus.DONE), row(OrderKind.PURCHASE, 2, OrderStatus.DONE),
+            row(OrderKind.PURCHASE, 3, OrderStatus.PROCESSING), row(OrderKind.REDEMPTION, 4, OrderStatus.DONE)]
+    assert purchases_done(rows) == 2
 
 
 def test_classify_sorts_requests_by_the_work_they_served():
