@@ -315,6 +315,7 @@ class CardRequests:
                     new = [self._mirror_of(form, plan, codes[i], shop, now) for i, shop in made.shops.items()]
                     reach("request.mirror")
                     saved = {c.shopify_id: c for c in self.ctx.book.save_cards(new)}
+                    self.ctx.cards.put(saved.values())     # known to the redemption polls (ADR 0006)
                     for i, shop in made.shops.items():
                         out.cards[i] = saved[shop.id]
                         # the opening: the balance the card was made with, dated when it was made (an

@@ -139,6 +139,17 @@ def test_a_mirrored_shopify_card_is_known_to_the_next_poll(world):
     assert world.ledger.balance_of(shop.id) == usd("40")
 
 
+def test_cards_issued_by_a_card_request_are_known_to_the_next_poll(world):
+    world.book.add_card_request(world.store, "20", 2, recipient_email="r@example.test")
+    world.run()
+    code = next(e.properties["Code"] for e in world.messenger.sent if e.metric is Metric.GIFT_CARD_DELIVERED)
+    world.book.calls.clear()
+    rid = world.book.add_redemption(code, "5", world.store)
+    poll(world)
+    assert lookups(world) == []
+    assert world.form(R, rid)["Outcome"] == O.REDEEMED.value
+
+
 def test_a_deleted_card_row_never_gets_a_debit_on_a_dangling_link(world):
     code, shop, mirror = world.card("50")
     other, other_shop, _ = world.card("50")
