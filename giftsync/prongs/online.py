@@ -7,7 +7,9 @@ never past an order that failed (singer-sdk's rule: a cursor only moves over wha
 """
 from __future__ import annotations
 
+import contextvars
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Optional
@@ -26,14 +28,16 @@ class OnlineOptions:
     redemption_tag: str = "giftsync-redeemed"  # tag on an order whose gift-card payments were applied
     overlap_seconds: float = 600.0           # re-read this far behind the watermark (index lag, clock skew)
     page_size: int = 5                       # orders per request (each asks ~74 cost points)
+    purchase_workers: int = 5                # purchase orders of a page handled at once (independent)
     max_pages: int = 20                      # pages per cycle (the rest next cycle)
     card_page_size: int = 50                 # cards per request in the reconcile walk
     native_lookback_seconds: float = 300.0   # native cards are searched from order.createdAt minus this
     currency: str = "USD"
 
     def __post_init__(self) -> None:
-        if self.overlap_seconds < 0 or self.page_size < 1 or self.max_pages < 1 or self.card_page_size < 1:
-            raise ValueError("overlap >= 0, page sizes and max pages >= 1")
+        if self.overlap_seconds < 0 or self.page_size < 1 or self.max_pages < 1 or self.card_page_size < 1 \
+                or self.purchase_workers < 1:
+            raise ValueError("overlap >= 0, page sizes, max pages and workers >= 1")
 
     def is_giftsync_sku(self, sku: str) -> bool:
         wanted = {s.strip().upper() for s in self.skus if s.strip()}
@@ -125,20 +129,25 @@ Page = tuple[list[ShopifyOrder], Optional[str]]
 
 
 def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOrder], bool | None], *,
-                max_pages: int, stop: Callable[[], bool]) -> datetime | None:
+                max_pages: int, stop: Callable[[], bool], pool: Executor | None = None) -> datetime | None:
     """Page through ``fetch(cursor)`` (at most ``max_pages``), calling ``handle`` on each order until
     ``stop()``. ``handle`` answers False for an order that failed. The newest ``updated_at`` seen —
-    held just before the oldest failed order's, so the watermark never moves over it."""
+    held just before the oldest failed order's, so the watermark never moves over it. With a
+    ``pool`` the orders of a page are handled at once (each in a copy of the caller's context, so
+    its priority holds) and the page's results are all in before the next page is fetched."""
     cursor: str | None = None
     newest: datetime | None = None
     failed_at: datetime | None = None
     for _ in range(max_pages):
         page, cursor = fetch(cursor)
+        taken: list[ShopifyOrder] = []
         for order in page:
             if stop():
                 cursor = None
                 break
-            if handle(order) is False and order.updated_at is not None:
+            taken.append(order)
+        for order, result in zip(taken, _handle_all(taken, handle, pool)):
+            if result is False and order.updated_at is not None:
                 failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)
             if order.updated_at is not None:
                 newest = order.updated_at if newest is None else max(newest, order.updated_at)
@@ -147,6 +156,23 @@ def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOr
     if failed_at is not None and newest is not None:
         newest = min(newest, failed_at - timedelta(microseconds=1))
     return newest
+
+
+def _handle_all(orders: list[ShopifyOrder], handle: Callable[[ShopifyOrder], bool | None],
+                pool: Executor | None) -> list[bool | None]:
+    """``handle`` on each order, in order or on ``pool``; an order whose handling raised counts as
+    failed (False)."""
+    if pool is None or len(orders) <= 1:
+        return [handle(order) for order in orders]
+    futures = [pool.submit(contextvars.copy_context().run, handle, order) for order in orders]
+    results: list[bool | None] = []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except Exception as exc:  # noqa: BLE001 — handle() catches its own; anything else is a failed order
+            log.warning("online order handling failed error=%s", type(exc).__name__)
+            results.append(False)
+    return results
 
 
 def tag_order(orders: ShopifyOrders, order: ShopifyOrder, tag: str, point: str) -> None:

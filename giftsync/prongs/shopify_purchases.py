@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -131,6 +133,8 @@ class ShopifyPurchases:
         self.watermark = Watermark(book, WATERMARK, "purchase.cursor")
         self._report = PurchaseReport()
         self._finished: set[str] = set()      # Done/Skipped here: no Airtable read when seen again
+        self._count_lock = threading.Lock()   # orders of a page are handled concurrently
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- the cycle ----------------------------------------------------------------------------
     def run_once(self) -> PurchaseReport:
@@ -142,6 +146,20 @@ class ShopifyPurchases:
                  report.orders, report.cards_issued, report.cards_mirrored, report.waiting, report.skipped,
                  report.errors)
         return report
+
+    def _count(self, what: str, n: int = 1) -> None:
+        with self._count_lock:
+            setattr(self._report, what, getattr(self._report, what) + n)
+
+    def _pool_(self) -> ThreadPoolExecutor | None:
+        """The orders of one page in flight (``OnlineOptions.purchase_workers``); orders are
+        independent (each its own registry row, nonce and cards), so one slow order no longer
+        holds up the others. None: one at a time."""
+        if self.online.purchase_workers <= 1:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.online.purchase_workers, thread_name_prefix="purchases")
+        return self._pool
 
     def _resume_open(self) -> None:
         """Rows left Processing (a crash, a failed email) or Waiting (native cards late)."""
@@ -172,9 +190,9 @@ class ShopifyPurchases:
                     return None
                 ok = safe_call(log, "online purchase", order.name or order.id, lambda: self.process(order))
                 if not ok:
-                    self._report.errors += 1
+                    self._count("errors")
                 return ok
-            newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop)
+            newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop, pool=self._pool_())
             self.watermark.advance(newest, started, now=self.ctx.clock.now(),
                                    details=f"orders={self._report.orders} errors={self._report.errors}")
 
@@ -197,7 +215,7 @@ class ShopifyPurchases:
         native_lines = [l for l in order.lines if l.is_gift_card]
         if not sku_lines and not native_lines:
             return
-        self._report.orders += 1
+        self._count("orders")
         source = order_source(order.name)
         try:
             units = self.plan(order, sku_lines)
@@ -289,7 +307,7 @@ class ShopifyPurchases:
                                          f"cycle (giftsync cards: {len(units)})")
             reach("purchase.finish")
             self.ctx.book.save_order_entries([waiting])
-            self._report.waiting += 1
+            self._count("waiting")
             log.info("online order waiting order=%s native_seen=%d expected=%d", order.name, seen, expected)
             return
         done = OrderEntry(order_key=key, order=order.name, shopify_id=order.id, kind=OrderKind.PURCHASE,
@@ -357,7 +375,7 @@ class ShopifyPurchases:
             opened_at=now, source_record=key)
         reach("purchase.mirror")
         saved = self.ctx.book.save_cards([card])[0]
-        self._report.cards_issued += 1
+        self._count("cards_issued")
         self._issue_receipt(rid, order, saved, unit.amount, shop.balance, source,
                             f"giftsync card {unit.index + 1}, SKU {unit.line.sku}")
         return saved
@@ -390,7 +408,7 @@ class ShopifyPurchases:
             opened_at=min(read_at, now), source_record=key)
         reach("purchase.mirror")
         saved = self.ctx.book.save_cards([card])[0]
-        self._report.cards_mirrored += 1
+        self._count("cards_mirrored")
         self._issue_receipt(rid, order, saved, shop.initial_value or shop.balance, shop.balance, source,
                             "Shopify-native card (issued and emailed by Shopify)")
         log.info("native card mirrored order=%s card=%s", order.name, saved.masked)
@@ -495,7 +513,7 @@ class ShopifyPurchases:
         reach("purchase.finish")
         self.ctx.book.save_order_entries([row])
         self._finished.add(key)
-        self._report.skipped += 1
+        self._count("skipped")
         log.warning("online order skipped order=%s reason=%r", order.name, reason[:300])
         self.ctx.notifier.alert(f"order-skipped:{key}", "Online order skipped",
                                 f"order={order.name}: {reason}", source=order_source(order.name))

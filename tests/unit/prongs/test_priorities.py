@@ -33,8 +33,9 @@ def test_online_orders_run_below_card_requests(online):
     online.rebuild(book=book, orders=online.orders)
     _, card_id, _ = online.mirrored("80.00")
     book.levels.clear()                  # the test's own setup
-    online.orders.purchase([{"sku": SKU, "quantity": 2, "price": "25.00"}], email="ann@example.test")
-    online.purchases.run_once()
+    for who in ("ann", "cy"):          # two orders on a page: handled on the purchase pool's threads
+        online.orders.purchase([{"sku": SKU, "quantity": 2, "price": "25.00"}], email=f"{who}@example.test")
+    assert online.purchases.run_once().orders == 2
     online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "30"}], email="bo@example.test",
                            gift_card_payments=[(card_id, "30.00")])
     assert online.redemptions.run_once().redeemed == 1

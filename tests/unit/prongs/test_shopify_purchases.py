@@ -2,7 +2,9 @@
 crashes between creating a card and recording it, bad data, the watermark."""
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -12,8 +14,8 @@ from giftsync.domain.cards import CardSource
 from giftsync.domain.emails import Metric
 from giftsync.domain.ledger import Activity
 from giftsync.errors import AmbiguousError, RetriableError
-from giftsync.ports import OrderStatus
-from giftsync.prongs.online import order_key
+from giftsync.ports import OrderStatus, ShopifyOrder
+from giftsync.prongs.online import order_key, poll_orders
 from giftsync.ports import OrderKind
 
 from .online_world import SKU, Online, assert_ledger_adds_up, online, written_text  # noqa: F401
@@ -276,3 +278,40 @@ def test_native_card_met_in_a_shop_before_its_order_keeps_one_opening(online):
     assert_ledger_adds_up(online)
     online.clock.advance(online.online.overlap_seconds + 1)
     assert online.reconcile.run_once().adjusted == 0
+
+
+def test_the_orders_of_a_page_are_handled_at_once(online):
+    """Three orders on one page: their cards are created together (one slow order no longer holds
+    up the others). Handled one at a time, the barrier would break and the orders fail."""
+    barrier = threading.Barrier(3, timeout=10)
+    original = online.ledger.create_card
+
+    def create_card(**kw):
+        barrier.wait()                 # passes only with three creates in flight at once
+        return original(**kw)
+    online.ledger.create_card = create_card
+    orders = [online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10.00"}], email=f"c{i}@example.test")
+              for i in range(3)]
+    report = online.purchases.run_once()
+    assert (report.orders, report.cards_issued, report.errors) == (3, 3, 0)
+    for order in orders:
+        assert online.registry(key(order)).status is OrderStatus.DONE
+    assert len(online.events(Metric.GIFT_CARD_DELIVERED)) == 3
+    assert_ledger_adds_up(online)
+
+
+def test_poll_orders_with_a_pool_never_moves_the_watermark_over_a_failed_order():
+    t0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+    orders = [ShopifyOrder(id=f"gid://shopify/Order/{i}", name=f"#{i}", updated_at=t0 + timedelta(seconds=i))
+              for i in range(5)]
+
+    def handle(order: ShopifyOrder) -> bool:
+        if order.name == "#3":
+            raise RuntimeError("not caught by its handler")
+        return order.name != "#2"
+    with ThreadPoolExecutor(5) as pool:
+        newest = poll_orders(lambda cursor: (orders, None), handle, max_pages=1, stop=lambda: False, pool=pool)
+    assert newest == orders[2].updated_at - timedelta(microseconds=1)
+    with ThreadPoolExecutor(5) as pool:
+        assert poll_orders(lambda cursor: (orders, None), lambda o: True, max_pages=1, stop=lambda: False,
+                           pool=pool) == orders[4].updated_at
