@@ -115,6 +115,9 @@ class CardBook(Protocol):
     # -- online orders registry ----------------------------------------------------------
     def order_entry(self, order_key: str) -> OrderEntry | None:
         """The registry row with this Order Key (one request)."""
+    def order_entries(self, order_keys: list[str]) -> dict[str, OrderEntry]:
+        """{Order Key: row} for the keys that have a row (absent keys are left out): one
+        list request per 50 keys (a formula ``OR({Order Key}='…', …)``)."""
     def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
         """Rows of this kind in Processing or Waiting (to resume), oldest first."""
     def save_order_entries(self, entries: list[OrderEntry]) -> list[OrderEntry]:

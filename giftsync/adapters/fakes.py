@@ -618,6 +618,10 @@ class FakeCardBook(_Failing):
         failure = self._enter("order_entry", order_key)
         return self._exit(failure, copy.deepcopy(self.order_rows.get(order_key)))
 
+    def order_entries(self, order_keys: list[str]) -> dict[str, OrderEntry]:
+        failure = self._enter("order_entries", list(order_keys))
+        return self._exit(failure, {k: copy.deepcopy(self.order_rows[k]) for k in order_keys if k in self.order_rows})
+
     def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
         failure = self._enter("open_order_entries", kind)
         rows = [copy.deepcopy(e) for e in self.order_rows.values()

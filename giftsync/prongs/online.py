@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -128,13 +129,49 @@ def resume_entries(entries: Iterable[OrderEntry], stop: Callable[[], bool], agai
 Page = tuple[list[ShopifyOrder], Optional[str]]
 
 
+class KnownEntries:
+    """The registry rows of a page of orders, read in one request (``CardBook.order_entries``)
+    before the page is handled; each order's handler takes its own in place of a read of its
+    own (one request a page instead of one an order). A row is taken once: a second look, or a
+    key never loaded, reads Airtable again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, OrderEntry | None] = {}
+
+    def load(self, book: CardBook, keys: list[str]) -> None:
+        """Read the rows of ``keys`` (a key without a row is known to have none). On an error
+        nothing is known: the handlers read their own rows."""
+        self.clear()
+        keys = [k for k in dict.fromkeys(keys) if k]
+        if not keys:
+            return
+        rows = book.order_entries(keys)
+        with self._lock:
+            self._rows = {k: rows.get(k) for k in keys}
+
+    def take(self, key: str) -> tuple[bool, OrderEntry | None]:
+        """(True, row or None) when ``key`` was loaded and not taken yet; else (False, None)."""
+        with self._lock:
+            if key in self._rows:
+                return True, self._rows.pop(key)
+        return False, None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows = {}
+
+
 def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOrder], bool | None], *,
-                max_pages: int, stop: Callable[[], bool], pool: Executor | None = None) -> datetime | None:
+                max_pages: int, stop: Callable[[], bool], pool: Executor | None = None,
+                prefetch: Callable[[list[ShopifyOrder]], object] | None = None) -> datetime | None:
     """Page through ``fetch(cursor)`` (at most ``max_pages``), calling ``handle`` on each order until
     ``stop()``. ``handle`` answers False for an order that failed. The newest ``updated_at`` seen —
     held just before the oldest failed order's, so the watermark never moves over it. With a
     ``pool`` the orders of a page are handled at once (each in a copy of the caller's context, so
-    its priority holds) and the page's results are all in before the next page is fetched."""
+    its priority holds) and the page's results are all in before the next page is fetched.
+    ``prefetch(orders)`` runs before a page's orders are handled (their registry rows in one
+    read); if it raises, the page is handled all the same."""
     cursor: str | None = None
     newest: datetime | None = None
     failed_at: datetime | None = None
@@ -146,6 +183,12 @@ def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOr
                 cursor = None
                 break
             taken.append(order)
+        if prefetch is not None and taken:
+            try:
+                prefetch(taken)
+            except Exception as exc:  # noqa: BLE001 — each handler reads its own row instead
+                log.warning("registry rows of a page not read at once error=%s reason=%r", type(exc).__name__,
+                            str(getattr(exc, "reason", ""))[:200])
         for order, result in zip(taken, _handle_all(taken, handle, pool)):
             if result is False and order.updated_at is not None:
                 failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)

@@ -45,8 +45,8 @@ from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, Ord
 from ..runtime.budget import ONLINE, priority
 from . import crm
 from .context import StoreContext, safe_call
-from .online import (OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders, resume_entries,
-                     run_steps, tag_order)
+from .online import (KnownEntries, OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders,
+                     resume_entries, run_steps, tag_order)
 from .options import StoreOptions
 
 log = logging.getLogger("giftsync.shopify_purchases")
@@ -135,6 +135,7 @@ class ShopifyPurchases:
         self._finished: set[str] = set()      # Done/Skipped here: no Airtable read when seen again
         self._count_lock = threading.Lock()   # orders of a page are handled concurrently
         self._pool: ThreadPoolExecutor | None = None
+        self._known = KnownEntries()          # a page's registry rows, read in one request
 
     # -- the cycle ----------------------------------------------------------------------------
     def run_once(self) -> PurchaseReport:
@@ -192,7 +193,14 @@ class ShopifyPurchases:
                 if not ok:
                     self._count("errors")
                 return ok
-            newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop, pool=self._pool_())
+            def prefetch(orders: list[ShopifyOrder]) -> None:
+                keys = [order_key(OrderKind.PURCHASE, o.id) for o in orders if self.sells_gift_cards(o)]
+                self._known.load(self.ctx.book, [k for k in keys if k not in self._finished])
+            try:
+                newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop,
+                                     pool=self._pool_(), prefetch=prefetch)
+            finally:
+                self._known.clear()
             self.watermark.advance(newest, started, now=self.ctx.clock.now(),
                                    details=f"orders={self._report.orders} errors={self._report.errors}")
 
@@ -206,7 +214,9 @@ class ShopifyPurchases:
             self._tag(order)
             return
         if entry is None:
-            entry = self.ctx.book.order_entry(key)
+            known, entry = self._known.take(key)
+            if not known:
+                entry = self.ctx.book.order_entry(key)
         if entry is not None and entry.status in (OrderStatus.DONE, OrderStatus.SKIPPED):
             self._finished.add(key)
             self._tag(order)            # a crash between the registry and the tag: finish the tag

@@ -32,8 +32,8 @@ from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, Ord
 from ..runtime.budget import BACKGROUND, ONLINE, priority
 from . import crm
 from .context import StoreContext, safe_call
-from .online import (OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders, resume_entries,
-                     run_steps, tag_order)
+from .online import (KnownEntries, OnlineOptions, Watermark, numeric, order_key, order_source, poll_orders,
+                     resume_entries, run_steps, tag_order)
 from .options import StoreOptions
 from .reconcile import ReconcileReport, Reconciler
 
@@ -100,6 +100,7 @@ class ShopifyRedemptions:
         # Orders finished by this process and their applied transactions: an order seen again
         # inside the overlap window (tags bump updatedAt) costs no Airtable read.
         self._finished: dict[str, frozenset[str]] = {}
+        self._known = KnownEntries()          # a page's registry rows, read in one request
 
     def run_once(self) -> RedemptionReport:
         report = self._report = RedemptionReport()
@@ -150,21 +151,34 @@ class ShopifyRedemptions:
             if not ok:
                 self._report.errors += 1
             return ok
-        newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop)
+        def prefetch(orders: list[ShopifyOrder]) -> None:
+            with priority(ONLINE):
+                self._known.load(self.ctx.book, [order_key(OrderKind.REDEMPTION, o.id) for o in orders
+                                                 if not self._seen_all(o)])
+        try:
+            newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop, prefetch=prefetch)
+        finally:
+            self._known.clear()
         with priority(ONLINE):
             self.watermark.advance(newest, started, now=self.ctx.clock.now(),
                                    details=f"orders={self._report.orders} errors={self._report.errors}")
 
+    def _seen_all(self, order: ShopifyOrder) -> bool:
+        """Finished by this process with every gift-card payment it now shows: no read needed."""
+        known = self._finished.get(order_key(OrderKind.REDEMPTION, order.id))
+        return known is not None and {p.id for p in gift_card_payments(order)} <= known
+
     # -- one order ----------------------------------------------------------------------------
     def process(self, order: ShopifyOrder, entry: OrderEntry | None = None) -> None:
         key = order_key(OrderKind.REDEMPTION, order.id)
-        known = self._finished.get(key)
-        if entry is None and known is not None and {p.id for p in gift_card_payments(order)} <= known:
+        if entry is None and self._seen_all(order):
             self._tag(order)
             return
         with priority(ONLINE):
             if entry is None:
-                entry = self.ctx.book.order_entry(key)
+                loaded, entry = self._known.take(key)
+                if not loaded:
+                    entry = self.ctx.book.order_entry(key)
             handled = set(entry.transactions) if entry else set()
             payments = gift_card_payments(order)
             new = [p for p in payments if p.id not in handled]

@@ -16,7 +16,7 @@ from giftsync.domain.cards import CardKind, CardSource, CardStatus, MirrorCard
 from giftsync.domain.ledger import Activity, Channel, Receipt
 from giftsync.domain.money import Money
 from giftsync.errors import AmbiguousError, FatalError, RetriableError
-from giftsync.ports import FormTable, StatusRow
+from giftsync.ports import FormTable, OrderEntry, OrderKind, OrderStatus, StatusRow
 from giftsync.runtime.budget import RateBudget, Unlimited
 from giftsync.sandbox import start_twin
 from giftsync.sandbox.airtable.seed import base_seed_from_schema, load_base_schema
@@ -239,6 +239,25 @@ def test_card_lookups(make):
     assert book.card(STORE_A) is None          # an id of another table is not a card
     assert book.card("not-an-id") is None
     assert [c.record_id for c in book.cards_by_source_record("Card Requests/recReq")] == [saved[0].record_id, saved[2].record_id]
+
+
+def test_registry_rows_of_a_page_in_one_request(make):
+    twin, book = make()
+    rows = [OrderEntry(order_key=f"purchase:{i}", order=f"#{1000 + i}", shopify_id=f"gid://shopify/Order/{i}",
+                       kind=OrderKind.PURCHASE, status=OrderStatus.DONE if i % 2 else OrderStatus.PROCESSING,
+                       attempt=f"nonce:{i}") for i in range(1, 56)]
+    book.save_order_entries(rows)
+    twin.clear_requests()
+    wanted = [f"purchase:{i}" for i in (3, 8, 55)] + ["purchase:999", "payment:3", "purchase:3' OR TRUE() OR '"]
+    found = book.order_entries(wanted)
+    assert sorted(found) == ["purchase:3", "purchase:55", "purchase:8"]
+    assert found["purchase:8"].status is OrderStatus.PROCESSING and found["purchase:8"].attempt == "nonce:8"
+    assert found["purchase:3"].shopify_id == "gid://shopify/Order/3"
+    assert len(data_requests(twin)) == 1
+    twin.clear_requests()
+    assert len(book.order_entries([f"purchase:{i}" for i in range(1, 56)])) == 55
+    assert len(data_requests(twin)) == 2              # 50 keys a request
+    assert book.order_entries([]) == {}
 
 
 @pytest.mark.parametrize("evil", [

@@ -45,6 +45,7 @@ from .names import CardF, FormF, OrderF, ReceiptF, StatusF
 PAGE = 100
 BATCH = 10
 HASHES_PER_LOOKUP = 50     # one OR(...) formula of 50 hashes stays far below URL/formula limits
+KEYS_PER_LOOKUP = 50       # the same for registry keys (``purchase:<order id>``: shorter still)
 
 _READERS: dict[FormTable, Callable[[dict], Any]] = {
     FormTable.REDEMPTIONS: mapping.redemption_from_record,
@@ -348,6 +349,22 @@ class AirtableCardBook:
             return None
         record = self._first(names.ONLINE_ORDERS, "order entry", EQ(Field(OrderF.ORDER_KEY), order_key))
         return None if record is None else mapping.order_entry_from_record(record)
+
+    def order_entries(self, order_keys: list[str]) -> dict[str, OrderEntry]:
+        """One list request per 50 keys, the formula ``OR({Order Key}='…', …)`` escaped by
+        pyairtable.formulas. Two rows of one key (never written so: the key is the upsert key):
+        the oldest wins, as ``order_entry`` would pick one."""
+        wanted = [k for k in dict.fromkeys(order_keys) if k]
+        out: dict[str, OrderEntry] = {}
+        for start in range(0, len(wanted), KEYS_PER_LOOKUP):
+            chunk = wanted[start:start + KEYS_PER_LOOKUP]
+            terms = [EQ(Field(OrderF.ORDER_KEY), k) for k in chunk]
+            formula = terms[0] if len(terms) == 1 else OR(*terms)
+            for record in _oldest_first(self._all(names.ONLINE_ORDERS, "order entries", formula=formula)):
+                entry = mapping.order_entry_from_record(record)
+                if entry.order_key in chunk and entry.order_key not in out:
+                    out[entry.order_key] = entry
+        return out
 
     def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
         """Rows of ``kind`` in Processing or Waiting, oldest first (one list request per 100)."""

@@ -211,7 +211,7 @@ def test_watermark_never_passes_the_poll_start_and_failures_hold_it(online):
     assert row is not None and datetime.fromisoformat(row.cursor) <= started
     online.clock.advance(60)
     failing = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email="j@example.test")
-    online.book.fail_next("order_entry", RetriableError("airtable", "503"))
+    online.book.fail_next("save_order_entries", RetriableError("airtable", "503"))
     report = online.purchases.run_once()
     assert report.errors == 1
     assert datetime.fromisoformat(online.book.read_status("watermark:shopify-purchases").cursor) < failing.updated_at
@@ -315,3 +315,33 @@ def test_poll_orders_with_a_pool_never_moves_the_watermark_over_a_failed_order()
     with ThreadPoolExecutor(5) as pool:
         assert poll_orders(lambda cursor: (orders, None), lambda o: True, max_pages=1, stop=lambda: False,
                            pool=pool) == orders[4].updated_at
+
+
+def test_a_pages_registry_rows_are_read_in_one_request(online):
+    orders = [online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email=f"p{i}@example.test")
+              for i in range(4)]
+    report = online.purchases.run_once()
+    assert report.cards_issued == 4 and report.errors == 0
+    assert online.book.count("order_entries") == 1 and online.book.count("order_entry") == 0
+    [(_, (keys,))] = [c for c in online.book.calls if c[0] == "order_entries"]
+    assert sorted(keys) == sorted(key(o) for o in orders)
+    assert all(online.registry(key(o)).status is OrderStatus.DONE for o in orders)
+
+
+def test_a_page_read_that_fails_leaves_each_order_to_read_its_own_row(online):
+    orders = [online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email=f"q{i}@example.test")
+              for i in range(3)]
+    online.book.fail_next("order_entries", RetriableError("airtable", "503"))
+    report = online.purchases.run_once()
+    assert report.errors == 0 and online.book.count("order_entry") == 3
+    assert all(online.registry(key(o)).status is OrderStatus.DONE for o in orders)
+    assert online.ledger.count("create_card") == 3
+
+
+def test_the_page_read_asks_only_for_orders_that_sell_cards_and_keeps_nothing(online):
+    card = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email="r@example.test")
+    online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "12"}], email="s@example.test")
+    online.purchases.run_once()
+    [(_, (keys,))] = [c for c in online.book.calls if c[0] == "order_entries"]
+    assert keys == [key(card)]
+    assert online.purchases._known.take(key(card)) == (False, None)    # nothing left over after the poll

@@ -183,3 +183,21 @@ def test_sale_and_refund_seen_together_both_count(online):
     assert receipt_of(online, order, sale).amount.amount == Decimal("-20.00")
     assert receipt_of(online, order, refund).amount.amount == Decimal("20.00")
     assert_ledger_adds_up(online)
+
+
+def test_a_pages_registry_rows_are_read_in_one_request(online):
+    _, card_id, _ = online.mirrored("100.00", recipient_email="holder@example.test")
+    orders = [online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "10"}], email=f"b{i}@example.test",
+                                     gift_card_payments=[(card_id, "5.00")]) for i in range(3)]
+    report = online.redemptions.run_once()
+    assert report.redeemed == 3 and report.errors == 0
+    assert online.book.count("order_entries") == 1 and online.book.count("order_entry") == 0
+    assert all(online.registry(key(o)).status is OrderStatus.DONE for o in orders)
+    online.book.fail_next("order_entries", RetriableError("airtable", "503"))
+    more = online.orders.purchase([{"sku": "MUG", "quantity": 1, "price": "10"}], email="b9@example.test",
+                                  gift_card_payments=[(card_id, "5.00")])
+    online.clock.advance(15)
+    report = online.redemptions.run_once()
+    assert report.errors == 0 and online.registry(key(more)).status is OrderStatus.DONE
+    assert online.book.count("order_entry") >= 1
+    assert_ledger_adds_up(online)
