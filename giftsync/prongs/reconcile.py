@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from ..crashpoints import reach
-from ..domain.cards import MirrorCard, ShopifyCard
+from ..domain.cards import CardSource, MirrorCard, ShopifyCard
 from ..domain.codes import CodeHasher
-from ..domain.ledger import Activity, Channel, ledger_balance
+from ..domain.ledger import MOVEMENTS, OPENINGS, Activity, Channel, ledger_balance
 from ..domain.money import Money
 from ..ports import CardBook, Clock, GiftCardLedger, Messenger, StatusRow
 from ..runtime.budget import BACKGROUND, priority
@@ -180,6 +180,11 @@ class Reconciler:
         if not (walk and same and self._settled.get(shop.id) == key):
             self._settled.pop(shop.id, None)
             receipts = self.ctx.book.receipts_for_card(mirror.record_id)
+            if self._opening_lost(mirror, receipts):
+                restored = self._restore_opening(mirror, shop, receipts, now, report)
+                if restored is None:
+                    return
+                shop, receipts = restored
             expected = ledger_balance(receipts, shop.initial_value or mirror.initial_value)
             if expected is None:        # nothing tells where the card started: the mirror does
                 expected = mirror.balance
@@ -218,6 +223,44 @@ class Reconciler:
                 details=f"status {previous.value} → {status.value} in Shopify")])
             report.status_changed += 1
             log.info("reconcile status card=%s %s -> %s", mirror.masked, previous.value, status.value)
+
+    @staticmethod
+    def _opening_lost(mirror: MirrorCard, receipts) -> bool:
+        """A Shopify card mirrored (``Opened At`` set) whose MIRROR row is not in Receipts: the flow
+        that mirrored it failed between the Gift Cards save and that row, and a later flow found
+        the card by its hash and never mirrors it again."""
+        return (mirror.source is CardSource.SHOPIFY_NATIVE and mirror.opened_at is not None
+                and not any(r.activity in OPENINGS for r in receipts))
+
+    def _restore_opening(self, mirror: MirrorCard, shop: ShopifyCard, receipts, now: datetime,
+                         report: "ReconcileReport") -> tuple[ShopifyCard, list] | None:
+        """Write the lost MIRROR row (its own id, ``mirror:<shopify id>``: the mirroring flow writing
+        it late only overwrites it) dated at ``Opened At``, with the opening balance the recorded
+        movements imply: Shopify's balance now minus every amount the receipts hold. Never while a
+        movement may still be recorded by its flow (it would be counted in the opening and again
+        on its own row): then the card is deferred. (Shopify's card, receipts) after, or None."""
+        fresh = self.ctx.ledger.get_card(shop.id) or shop
+        txs = self.ctx.ledger.transactions(shop.id, last=20)
+        reason = self._wait_reason(mirror, txs, now, receipts)
+        if reason:
+            report.deferred += 1
+            log.info("reconcile deferred card=%s (opening row lost): %s", mirror.masked, reason)
+            return None
+        currency = fresh.balance.currency
+        opening = fresh.balance
+        for r in receipts:
+            if r.activity in MOVEMENTS and r.amount is not None and r.amount.currency == currency:
+                opening = opening - r.amount
+        row = dataclasses.replace(self.ctx.receipt(
+            f"mirror:{shop.id}", Activity.MIRROR, channel=Channel.SYSTEM, card_record_id=mirror.record_id,
+            card_masked=mirror.masked, balance_after=opening, source="Shopify", outcome="Mirrored",
+            correlation_id=shop.id,
+            details=f"opening row restored by the reconciler (lost after the card was saved): Shopify's "
+                    f"{fresh.balance} less the {len([r for r in receipts if r.activity in MOVEMENTS])} "
+                    "movement(s) recorded since"), time=min(mirror.opened_at, now))
+        self.ctx.write_receipts("reconcile.receipt", [row])
+        log.warning("reconcile restored the opening row card=%s opening=%s", mirror.masked, opening)
+        return fresh, [row, *receipts]        # first: it sorts before a movement of the same time
 
     def _restate(self, mirror: MirrorCard, shop: ShopifyCard, receipts, same: bool, now: datetime) -> None:
         """Every movement is in Receipts. The mirror's cell may lag (a flow stopped between its

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from giftsync.domain.cards import CardStatus
-from giftsync.domain.ledger import Activity, Channel
+from giftsync.domain.cards import CardKind, CardSource, CardStatus, MirrorCard
+from giftsync.domain.codes import generate_code
+from giftsync.domain.ledger import Activity, Channel, Receipt
+from giftsync.domain.money import Money
 from giftsync.prongs.reconcile import FULL_PASS_ROW, WALK_WATERMARK
 
 from .online_world import assert_ledger_adds_up, online  # noqa: F401
@@ -293,3 +295,45 @@ def test_a_balance_read_before_a_recorded_debit_is_read_again_not_adjusted(onlin
     assert report.adjusted == 0 and report.deferred == 0 and not adjustments(online)
     assert online.book.cards[mirror.record_id].balance.amount == Decimal("4.72")
     assert_ledger_adds_up(online)
+
+
+def lost_opening(world, *, paid_before: str = "1.39"):
+    """A Shopify card paid online, then mirrored by a balance check whose MIRROR row was lost
+    (the receipts write failed after the Gift Cards save; the retry found the card by hash)."""
+    code = generate_code()
+    shop = world.ledger.add_card(code, "500.00")
+    world.ledger.adjust(shop.id, f"-{paid_before}", note="")      # an online payment before the mirror
+    world.clock.advance(5)
+    opened = world.clock.now()
+    balance = world.ledger.get_card(shop.id).balance
+    mirror = world.book.save_cards([MirrorCard(
+        record_id=None, shopify_id=shop.id, last4=shop.last4, balance=balance, code_hash=world.hasher.hash(code),
+        initial_value=Money.of("500.00", "USD"), kind=CardKind.DIGITAL, source=CardSource.SHOPIFY_NATIVE,
+        last_synced=opened, opened_at=opened)])[0]
+    return shop, mirror, opened
+
+
+def test_a_lost_opening_row_is_restored_not_adjusted(online):
+    shop, mirror, opened = lost_opening(online)
+    online.clock.advance(2)                                             # redeemed in a shop after the mirror
+    online.ledger.debit(shop.id, Money.of("10.00", "USD"), note="giftsync:recStoreRedeem1")
+    online.book.append_receipts([Receipt(
+        receipt_id="redeem:recStoreRedeem1", time=online.clock.now(), activity=Activity.REDEEM, channel=Channel.STORE,
+        card_record_id=mirror.record_id, card_masked=mirror.masked, amount=Money.of("-10.00", "USD"),
+        balance_after=Money.of("488.61", "USD"), correlation_id="giftsync:recStoreRedeem1")])
+    past_claim(online)
+    report = online.reconcile.run_once()
+    assert report.adjusted == 0 and adjustments(online) == []
+    [opening] = [r for r in online.book.receipts_for_card(mirror.record_id) if r.activity is Activity.MIRROR]
+    assert opening.receipt_id == f"mirror:{shop.id}" and opening.balance_after.amount == Decimal("498.61")
+    assert opening.amount is None and opening.time == opened          # dated at the opening read
+    assert_ledger_adds_up(online)
+    online.reconcile.run_once()                                         # nothing more
+    assert len(online.book.receipts_for_card(mirror.record_id)) == 2 and adjustments(online) == []
+
+
+def test_a_lost_opening_waits_while_a_movement_may_still_be_recorded(online):
+    shop, mirror, _ = lost_opening(online)
+    online.ledger.adjust(shop.id, "-3.00", note="")                   # an order's payment, its order not seen yet
+    online.reconcile.run_once()
+    assert online.book.receipts_for_card(mirror.record_id) == []       # neither restored nor adjusted
