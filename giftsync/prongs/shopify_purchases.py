@@ -8,7 +8,9 @@ Two kinds of line:
   reach("purchase.create") → giftCardCreate (note ``giftsync:order:<id>:<i>``; ambiguous or
   "code taken" → ``find_by_code`` and adopt it if the note is ours) → Gift Cards row
   (hash, last 4, Shopify id, order, purchaser, recipient from the line-item properties, else
-  the customer) → ISSUE receipt → delivery email (the whole code: only there) → CRM relay.
+  the customer) → delivery email (the whole code: only there) → CRM relay. The order's
+  receipts go in one write after its emails (also when they failed, and before a Skipped
+  row): one ISSUE row per card with its CRM outcome folded in (``crm.fold_into_openings``).
   If the recipient is someone else, the purchaser gets one confirmation per order.
 - **Shopify-native gift cards** (``isGiftCard``): Shopify issues and emails them. giftsync
   mirrors each card it can see (last 4 + Shopify id; the code cannot be read back), writes
@@ -37,7 +39,7 @@ from ..crashpoints import reach
 from ..domain.cards import CardKind, CardSource, MirrorCard, ShopifyCard
 from ..domain.codes import CodeHasher, last4, mask
 from ..domain.emails import EmailEvent, Metric, valid_email
-from ..domain.ledger import Activity, Channel
+from ..domain.ledger import Activity, Channel, Receipt
 from ..domain.money import Money
 from ..errors import AmbiguousError, RetriableError
 from ..ports import (CardBook, Clock, GiftCardLedger, Messenger, OrderEntry, OrderKind, OrderLine, OrderStatus,
@@ -257,56 +259,26 @@ class ShopifyPurchases:
             existing = self.ctx.book.cards_by_source_record(key)
             log.info("online order resumed order=%s status=%s", order.name, entry.status.value)
 
-        cards: list[MirrorCard] = []
         by_hash = {c.code_hash: c for c in existing if c.code_hash}
         by_shopify = {c.shopify_id: c for c in existing}
         purchaser, _ = purchaser_of(order)
+        # The order's receipts go in one write once its emails are out, each card's CRM outcome
+        # folded into its ISSUE row (crm.fold_into_openings): before any registry write, and
+        # also when the order stops half-way (a resume finds what was written).
+        pending: list[Receipt] = []
 
-        if units and entry.status is OrderStatus.PROCESSING:
-            if not nonce:
-                self._skip(order, entry, "the order was claimed but its nonce is missing; check Shopify for "
-                                         f"cards with note {note_for(order.id, 0)[:-2]}:…")
-                return
-            delivered_all = True
-            for unit in units:
-                code = self.ctx.hasher.derive(nonce, unit.index)
-                try:
-                    card = self._sku_card(order, unit, code, by_hash.get(self.ctx.hasher.hash(code)), key, source,
-                                          resumed=resumed)
-                except CreationRefused as exc:
-                    self._skip(order, entry, f"card {unit.index + 1} of {len(units)}: {exc}", cards=cards,
-                               nonce=nonce)
-                    return
-                cards.append(card)
-                if not self._deliver(order, unit, code, card, source):
-                    delivered_all = False
-                self._crm(order, card, unit.amount, unit.recipient, source)
-            if not delivered_all:
-                log.warning("online order kept in Processing order=%s: delivery emails failed", order.name)
-                return
-            if not self._confirm(order, units, cards, source):
-                log.warning("online order kept in Processing order=%s: purchaser confirmation failed", order.name)
-                return
-        elif units:
-            # Waiting: the giftsync cards were finished before; keep them linked.
-            cards.extend(c for c in existing if c.source is CardSource.ONLINE_PURCHASE)
+        def flush() -> None:
+            rows = crm.fold_into_openings(pending)
+            pending.clear()
+            self.ctx.write_receipts("purchase.receipt", rows)
 
-        expected = sum(l.quantity for l in native_lines)
-        seen = 0
-        if native_lines:
-            created_after = (order.created_at or self.ctx.clock.now()) - timedelta(
-                seconds=self.online.native_lookback_seconds)
-            read_at = self.ctx.clock.now()      # the balances below were read after this
-            issued = self.orders.cards_for_order(order.id, created_after)
-            lines = {l.id: l for l in native_lines}
-            for item in issued:
-                line = lines.get(item.line_item_id or "") or (native_lines[0] if len(native_lines) == 1 else None)
-                recipient = recipient_of(line) if line else Recipient()
-                card = self._native_card(order, item.card, recipient, by_shopify.get(item.card.id), key, source,
-                                         read_at=read_at)
-                cards.append(card)
-                self._crm(order, card, card.initial_value or card.balance, recipient, source)
-            seen = len(issued)
+        try:
+            cards, seen, expected = self._issue(order, entry, units, native_lines, nonce, key, source, resumed,
+                                                existing, by_hash, by_shopify, pending, flush)
+        finally:
+            flush()
+        if seen is None:
+            return
 
         attempt = done_attempt(nonce) if nonce else entry.attempt
         now = self.ctx.clock.now()
@@ -330,6 +302,64 @@ class ShopifyPurchases:
         self._finished.add(key)
         log.info("online order done order=%s cards=%d purchaser_known=%s", order.name, len(cards), bool(purchaser))
         self._tag(order)
+
+    def _issue(self, order: ShopifyOrder, entry: OrderEntry, units: list[Unit], native_lines: list[OrderLine],
+               nonce: str, key: str, source: str, resumed: bool, existing: list[MirrorCard],
+               by_hash: dict[str, MirrorCard], by_shopify: dict[str, MirrorCard], pending: list[Receipt],
+               flush: Callable[[], None]) -> tuple[list[MirrorCard], int | None, int]:
+        """The order's cards: giftsync's (created or adopted, delivered, relayed to the CRM) and
+        Shopify's (mirrored, relayed). Receipts go to ``pending``; ``flush`` writes them (before a
+        Skipped row). (cards, native cards seen — None when the order stops here —, expected)."""
+        cards: list[MirrorCard] = []
+        if units and entry.status is OrderStatus.PROCESSING:
+            if not nonce:
+                self._skip(order, entry, "the order was claimed but its nonce is missing; check Shopify for "
+                                         f"cards with note {note_for(order.id, 0)[:-2]}:…")
+                return cards, None, 0
+            delivered_all = True
+            for unit in units:
+                code = self.ctx.hasher.derive(nonce, unit.index)
+                try:
+                    card, crm_recorded = self._sku_card(order, unit, code, by_hash.get(self.ctx.hasher.hash(code)),
+                                                        key, source, pending, resumed=resumed)
+                except CreationRefused as exc:
+                    flush()           # the cards made so far keep their receipts before the row ends
+                    self._skip(order, entry, f"card {unit.index + 1} of {len(units)}: {exc}", cards=cards,
+                               nonce=nonce)
+                    return cards, None, 0
+                cards.append(card)
+                if not self._deliver(order, unit, code, card, source):
+                    delivered_all = False
+                if not crm_recorded:
+                    self._crm(order, card, unit.amount, unit.recipient, source, pending)
+            if not delivered_all:
+                log.warning("online order kept in Processing order=%s: delivery emails failed", order.name)
+                return cards, None, 0
+            if not self._confirm(order, units, cards, source):
+                log.warning("online order kept in Processing order=%s: purchaser confirmation failed", order.name)
+                return cards, None, 0
+        elif units:
+            # Waiting: the giftsync cards were finished before; keep them linked.
+            cards.extend(c for c in existing if c.source is CardSource.ONLINE_PURCHASE)
+
+        expected = sum(l.quantity for l in native_lines)
+        seen = 0
+        if native_lines:
+            created_after = (order.created_at or self.ctx.clock.now()) - timedelta(
+                seconds=self.online.native_lookback_seconds)
+            read_at = self.ctx.clock.now()      # the balances below were read after this
+            issued = self.orders.cards_for_order(order.id, created_after)
+            lines = {l.id: l for l in native_lines}
+            for item in issued:
+                line = lines.get(item.line_item_id or "") or (native_lines[0] if len(native_lines) == 1 else None)
+                recipient = recipient_of(line) if line else Recipient()
+                card, crm_recorded = self._native_card(order, item.card, recipient, by_shopify.get(item.card.id),
+                                                       key, source, pending, read_at=read_at)
+                cards.append(card)
+                if not crm_recorded:
+                    self._crm(order, card, card.initial_value or card.balance, recipient, source, pending)
+            seen = len(issued)
+        return cards, seen, expected
 
     # -- validation ---------------------------------------------------------------------------
     def plan(self, order: ShopifyOrder, sku_lines: list[OrderLine]) -> list[Unit]:
@@ -362,13 +392,16 @@ class ShopifyPurchases:
 
     # -- one card -----------------------------------------------------------------------------
     def _sku_card(self, order: ShopifyOrder, unit: Unit, code: str, mirror: MirrorCard | None, key: str,
-                  source: str, *, resumed: bool) -> MirrorCard:
+                  source: str, pending: list[Receipt], *, resumed: bool) -> tuple[MirrorCard, bool]:
+        """(the card, whether its CRM outcome is recorded already); its ISSUE row into ``pending``
+        unless written before."""
         rid = f"issue:{key}:{unit.index}"
         if mirror is not None:
-            if not any(r.receipt_id == rid for r in self.ctx.book.receipts_for_card(mirror.record_id)):
-                self._issue_receipt(rid, order, mirror, unit.amount, mirror.balance, source,
-                                    f"giftsync card {unit.index + 1}, SKU {unit.line.sku}")
-            return mirror
+            receipts = self.ctx.book.receipts_for_card(mirror.record_id)
+            if not any(r.receipt_id == rid for r in receipts):
+                pending.append(self._issue_row(rid, order, mirror, unit.amount, mirror.balance, source,
+                                               f"giftsync card {unit.index + 1}, SKU {unit.line.sku}"))
+            return mirror, crm.issued_link(receipts, mirror.shopify_id) is not None
         shop = self._adopt(code, order.id, unit.index) if resumed else None
         if shop is None:
             shop = self._create(code, unit.amount, order.id, unit.index)
@@ -386,26 +419,30 @@ class ShopifyPurchases:
         reach("purchase.mirror")
         saved = self.ctx.book.save_cards([card])[0]
         self._count("cards_issued")
-        self._issue_receipt(rid, order, saved, unit.amount, shop.balance, source,
-                            f"giftsync card {unit.index + 1}, SKU {unit.line.sku}")
-        return saved
+        pending.append(self._issue_row(rid, order, saved, unit.amount, shop.balance, source,
+                                       f"giftsync card {unit.index + 1}, SKU {unit.line.sku}"))
+        return saved, False
 
     def _native_card(self, order: ShopifyOrder, shop: ShopifyCard, recipient: Recipient,
-                     mirror: MirrorCard | None, key: str, source: str, *, read_at: datetime) -> MirrorCard:
-        """Mirror a Shopify-native card; it opens with the balance read at ``read_at`` (ADR 0004)."""
+                     mirror: MirrorCard | None, key: str, source: str, pending: list[Receipt], *,
+                     read_at: datetime) -> tuple[MirrorCard, bool]:
+        """Mirror a Shopify-native card; it opens with the balance read at ``read_at`` (ADR 0004).
+        (the card, whether its CRM outcome is recorded already); its ISSUE row into ``pending``."""
         rid = f"issue:{shop.id}"
         if mirror is None:
             mirror = self.ctx.book.card_by_shopify_id(shop.id)     # mirrored by a shop redemption first?
         if mirror is not None:
-            if not any(r.receipt_id == rid for r in self.ctx.book.receipts_for_card(mirror.record_id)):
+            receipts = self.ctx.book.receipts_for_card(mirror.record_id)
+            if not any(r.receipt_id == rid for r in receipts):
                 # mirrored before (a shop or a balance check met it first): that MIRROR receipt
                 # opened the card's ledger, so this one carries no amount (ADR 0004)
                 opened_before = mirror.opened_at is not None
                 value = None if opened_before else shop.initial_value or shop.balance
-                self._issue_receipt(rid, order, mirror, value, shop.balance, source,
-                                    "Shopify-native card (issued and emailed by Shopify)"
-                                    + ("; its ledger was opened when it was first mirrored" if opened_before else ""))
-            return mirror
+                pending.append(self._issue_row(
+                    rid, order, mirror, value, shop.balance, source,
+                    "Shopify-native card (issued and emailed by Shopify)"
+                    + ("; its ledger was opened when it was first mirrored" if opened_before else "")))
+            return mirror, crm.issued_link(receipts, mirror.shopify_id) is not None
         purchaser, purchaser_name = purchaser_of(order)
         now = self.ctx.clock.now()
         card = MirrorCard(
@@ -419,19 +456,19 @@ class ShopifyPurchases:
         reach("purchase.mirror")
         saved = self.ctx.book.save_cards([card])[0]
         self._count("cards_mirrored")
-        self._issue_receipt(rid, order, saved, shop.initial_value or shop.balance, shop.balance, source,
-                            "Shopify-native card (issued and emailed by Shopify)")
+        pending.append(self._issue_row(rid, order, saved, shop.initial_value or shop.balance, shop.balance, source,
+                                       "Shopify-native card (issued and emailed by Shopify)"))
         log.info("native card mirrored order=%s card=%s", order.name, saved.masked)
-        return saved
+        return saved, False
 
-    def _issue_receipt(self, receipt_id: str, order: ShopifyOrder, card: MirrorCard, amount: Money | None,
-                       balance: Money, source: str, details: str) -> None:
-        self.ctx.write_receipts("purchase.receipt", [self.ctx.receipt(
+    def _issue_row(self, receipt_id: str, order: ShopifyOrder, card: MirrorCard, amount: Money | None,
+                   balance: Money, source: str, details: str) -> Receipt:
+        return self.ctx.receipt(
             receipt_id, Activity.ISSUE, channel=Channel.ONLINE, card_record_id=card.record_id,
             card_masked=card.masked,
             amount=amount if amount is not None and amount.currency == balance.currency else None,
             balance_after=balance, source=source, outcome="Issued online", correlation_id=order.id,
-            details=details)])
+            details=details)
 
     def _adopt(self, code: str, order_id: str, index: int) -> ShopifyCard | None:
         shop = self.ctx.ledger.find_by_code(code)
@@ -503,13 +540,14 @@ class ShopifyPurchases:
         reach("purchase.email")
         return self.ctx.notifier.send(event, source=source)
 
-    def _crm(self, order: ShopifyOrder, card: MirrorCard, amount: Money, recipient: Recipient, source: str) -> None:
+    def _crm(self, order: ShopifyOrder, card: MirrorCard, amount: Money, recipient: Recipient, source: str,
+             pending: list[Receipt]) -> None:
         purchaser, purchaser_name = purchaser_of(order)
         crm.relay_issued(self.ctx, crm.Issue(
             shopify_id=card.shopify_id, card_record_id=card.record_id, card_masked=card.masked, amount=amount,
             channel=Channel.ONLINE, source=source, purchaser_email=purchaser, purchaser_name=purchaser_name,
             recipient_email=recipient.email, recipient_name=recipient.name, order=order.name,
-            kind=card.kind.value), point="purchase.crm", receipt_point="purchase.receipt")
+            kind=card.kind.value), point="purchase.crm", receipt_point="purchase.receipt", receipts=pending)
 
     # -- endings ------------------------------------------------------------------------------
     def _skip(self, order: ShopifyOrder, entry: OrderEntry | None, reason: str, *,

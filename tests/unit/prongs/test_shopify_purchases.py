@@ -14,7 +14,8 @@ from giftsync.domain.cards import CardSource
 from giftsync.domain.emails import Metric
 from giftsync.domain.ledger import Activity
 from giftsync.errors import AmbiguousError, RetriableError
-from giftsync.ports import OrderStatus, ShopifyOrder
+from giftsync.ports import CreateCardResult, OrderStatus, ShopifyOrder
+from giftsync.prongs import crm as crm_relay
 from giftsync.prongs.online import order_key, poll_orders
 from giftsync.ports import OrderKind
 
@@ -224,8 +225,9 @@ def test_no_identity_at_all_is_a_crm_receipt_and_an_alert(online):
     order = online.orders.purchase([{"sku": "NATIVE-25", "quantity": 1, "price": "25", "is_gift_card": True}])
     online.purchases.run_once()
     card = online.book.cards[online.registry(key(order)).card_ids[0]]
-    crm = online.book.receipts[f"crm:issued:{card.shopify_id}"]
-    assert crm.activity is Activity.CRM and crm.outcome == "No customer identity"
+    [row] = online.book.receipts_for_card(card.record_id)       # one row: the CRM outcome on the ISSUE row
+    assert row.activity is Activity.ISSUE and row.extra["crm"]["outcome"] == "No customer identity"
+    assert crm_relay.issued_link([row], card.shopify_id).outcome == "No customer identity"
     assert online.messenger.by_id(f"alert:crm:{card.shopify_id}") is not None
     assert not online.events(Metric.GIFT_CARD_ISSUED)
 
@@ -345,3 +347,62 @@ def test_the_page_read_asks_only_for_orders_that_sell_cards_and_keeps_nothing(on
     [(_, (keys,))] = [c for c in online.book.calls if c[0] == "order_entries"]
     assert keys == [key(card)]
     assert online.purchases._known.take(key(card)) == (False, None)    # nothing left over after the poll
+
+
+def test_an_orders_receipts_are_one_write_one_row_per_card_with_its_crm_outcome(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 3, "price": "15"}], email="una@example.test")
+    online.purchases.run_once()
+    assert online.book.count("append_receipts") == 1
+    entry = online.registry(key(order))
+    for rid in entry.card_ids:
+        [row] = online.book.receipts_for_card(rid)
+        assert row.activity is Activity.ISSUE and row.amount.amount == Decimal("15")
+        assert row.extra["crm"]["outcome"] == "Sent" and row.extra["crm"]["identity"] == "una@example.test"
+        assert "CRM: Gift Card Issued sent" in row.details
+    assert_ledger_adds_up(online)
+
+
+def test_a_failed_delivery_still_records_the_card_and_its_crm_event_once(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10.00"}], email="vic@example.test")
+    online.messenger.fail_next("send", RetriableError("klaviyo", "503"), times=3,
+                               when=lambda e: e.metric is Metric.GIFT_CARD_DELIVERED)
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.PROCESSING
+    [card] = online.book.cards.values()
+    [issue] = [r for r in online.book.receipts_for_card(card.record_id) if r.activity is Activity.ISSUE]
+    assert issue.extra["crm"]["outcome"] == "Sent"          # recorded although the delivery failed
+    online.clock.advance(15)
+    online.purchases.run_once()
+    assert online.registry(key(order)).status is OrderStatus.DONE
+    assert len(online.events(Metric.GIFT_CARD_ISSUED)) == 1  # the resume sends no second CRM event
+    rows = online.book.receipts_for_card(card.record_id)
+    assert [r.activity for r in rows].count(Activity.ISSUE) == 1
+    assert not [r for r in rows if r.activity is Activity.CRM]
+
+
+class RefuseSecondCreate(FakeGiftCardLedger):
+    """Shopify makes the first card of an order and refuses the second."""
+
+    def __init__(self, inner: FakeGiftCardLedger) -> None:
+        self.__dict__.update(inner.__dict__)
+
+    def create_card(self, **kw):
+        if self.count("create_card") >= 1:
+            self._enter("create_card", "refused")
+            return CreateCardResult(error="Initial value is above the shop's limit")
+        return super().create_card(**kw)
+
+
+def test_a_refusal_mid_order_records_the_cards_made_before_the_row_is_skipped(online):
+    order = online.orders.purchase([{"sku": SKU, "quantity": 2, "price": "40"}], email="wes@example.test")
+    online.rebuild(ledger=RefuseSecondCreate(online.ledger))
+    online.purchases.run_once()
+    entry = online.registry(key(order))
+    assert entry.status is OrderStatus.SKIPPED and "card 2 of 2" in entry.details
+    [card] = online.book.cards.values()
+    [issue] = online.book.receipts_for_card(card.record_id)
+    assert issue.activity is Activity.ISSUE and issue.amount.amount == Decimal("40")
+    writes = [name for name, _ in online.book.calls if name in ("append_receipts", "save_order_entries")]
+    # registered, the card's receipt, then Skipped (then the alert's row)
+    assert writes == ["save_order_entries", "append_receipts", "save_order_entries", "append_receipts"]
+    assert_ledger_adds_up(online)
