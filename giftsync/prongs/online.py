@@ -133,11 +133,13 @@ class KnownEntries:
     """The registry rows of a page of orders, read in one request (``CardBook.order_entries``)
     before the page is handled; each order's handler takes its own in place of a read of its
     own (one request a page instead of one an order). A row is taken once: a second look, or a
-    key never loaded, reads Airtable again."""
+    key never loaded, reads Airtable again. Rows a prong wrote for the page itself (its new
+    orders' Processing rows, in one request) are marked ``registered``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, OrderEntry | None] = {}
+        self._registered: set[str] = set()
 
     def load(self, book: CardBook, keys: list[str]) -> None:
         """Read the rows of ``keys`` (a key without a row is known to have none). On an error
@@ -157,9 +159,30 @@ class KnownEntries:
                 return True, self._rows.pop(key)
         return False, None
 
+    def absent(self, key: str) -> bool:
+        """Loaded, and Airtable has no row for it."""
+        with self._lock:
+            return key in self._rows and self._rows[key] is None
+
+    def registered(self, rows: Iterable[OrderEntry]) -> None:
+        """Rows just written for the page: each is its order's row, new in this poll."""
+        with self._lock:
+            for row in rows:
+                self._rows[row.order_key] = row
+                self._registered.add(row.order_key)
+
+    def take_registered(self, key: str) -> bool:
+        """True once when ``key``'s row was written for the page (see ``registered``)."""
+        with self._lock:
+            if key in self._registered:
+                self._registered.discard(key)
+                return True
+        return False
+
     def clear(self) -> None:
         with self._lock:
             self._rows = {}
+            self._registered = set()
 
 
 def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOrder], bool | None], *,

@@ -196,8 +196,10 @@ class ShopifyPurchases:
                     self._count("errors")
                 return ok
             def prefetch(orders: list[ShopifyOrder]) -> None:
-                keys = [order_key(OrderKind.PURCHASE, o.id) for o in orders if self.sells_gift_cards(o)]
-                self._known.load(self.ctx.book, [k for k in keys if k not in self._finished])
+                wanted = [o for o in orders if self.sells_gift_cards(o)
+                          and order_key(OrderKind.PURCHASE, o.id) not in self._finished]
+                self._known.load(self.ctx.book, [order_key(OrderKind.PURCHASE, o.id) for o in wanted])
+                self._register_page(wanted)
             try:
                 newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop,
                                      pool=self._pool_(), prefetch=prefetch)
@@ -209,22 +211,60 @@ class ShopifyPurchases:
     def sells_gift_cards(self, order: ShopifyOrder) -> bool:
         return any(l.is_gift_card or self.online.is_giftsync_sku(l.sku) for l in order.lines)
 
+    def _register_page(self, orders: list[ShopifyOrder]) -> None:
+        """The Processing rows (each with its nonce) of the page's new orders that validate, in
+        one write before any of their cards; an order that does not validate is left to
+        ``process`` (Skipped there). If the write fails nothing is known: each order reads and
+        writes its own row (a row this write did make holds a nonce no card was made with)."""
+        rows = []
+        for order in orders:
+            key = order_key(OrderKind.PURCHASE, order.id)
+            if not self._known.absent(key):
+                continue
+            sku_lines, native_lines = self._lines(order)
+            try:
+                units = self.plan(order, sku_lines)
+            except Invalid:
+                continue
+            rows.append(self._claim(order, units, native_lines, secrets.token_hex(16)))
+        if not rows:
+            return
+        reach("purchase.register")
+        try:
+            saved = self.ctx.book.save_order_entries(rows)
+        except Exception:
+            self._known.clear()
+            raise
+        self._known.registered(saved)
+
+    def _lines(self, order: ShopifyOrder) -> tuple[list[OrderLine], list[OrderLine]]:
+        """(giftsync SKU lines, Shopify-native gift-card lines)."""
+        return ([l for l in order.lines if not l.is_gift_card and self.online.is_giftsync_sku(l.sku)],
+                [l for l in order.lines if l.is_gift_card])
+
+    def _claim(self, order: ShopifyOrder, units: list[Unit], native_lines: list[OrderLine], nonce: str) -> OrderEntry:
+        return OrderEntry(order_key=order_key(OrderKind.PURCHASE, order.id), order=order.name, shopify_id=order.id,
+                          kind=OrderKind.PURCHASE, status=OrderStatus.PROCESSING, attempt=NONCE_PREFIX + nonce,
+                          details=f"claimed: {len(units)} giftsync card(s), "
+                                  f"{sum(l.quantity for l in native_lines)} Shopify card(s)")
+
     # -- one order ----------------------------------------------------------------------------
     def process(self, order: ShopifyOrder, entry: OrderEntry | None = None) -> None:
         key = order_key(OrderKind.PURCHASE, order.id)
         if entry is None and key in self._finished:
             self._tag(order)
             return
+        registered = False                  # its row written with its page's, just now
         if entry is None:
             known, entry = self._known.take(key)
+            registered = self._known.take_registered(key)
             if not known:
                 entry = self.ctx.book.order_entry(key)
         if entry is not None and entry.status in (OrderStatus.DONE, OrderStatus.SKIPPED):
             self._finished.add(key)
             self._tag(order)            # a crash between the registry and the tag: finish the tag
             return
-        sku_lines = [l for l in order.lines if not l.is_gift_card and self.online.is_giftsync_sku(l.sku)]
-        native_lines = [l for l in order.lines if l.is_gift_card]
+        sku_lines, native_lines = self._lines(order)
         if not sku_lines and not native_lines:
             return
         self._count("orders")
@@ -241,15 +281,14 @@ class ShopifyPurchases:
             return
 
         nonce = ""
-        resumed = entry is not None
-        if entry is None:
-            nonce = secrets.token_hex(16)
-            entry = OrderEntry(order_key=key, order=order.name, shopify_id=order.id, kind=OrderKind.PURCHASE,
-                               status=OrderStatus.PROCESSING, attempt=NONCE_PREFIX + nonce,
-                               details=f"claimed: {len(units)} giftsync card(s), "
-                                       f"{sum(l.quantity for l in native_lines)} Shopify card(s)")
-            reach("purchase.register")
-            entry = self.ctx.book.save_order_entries([entry])[0]
+        resumed = entry is not None and not registered
+        if entry is None or registered:
+            if entry is None:
+                nonce = secrets.token_hex(16)
+                reach("purchase.register")
+                entry = self.ctx.book.save_order_entries([self._claim(order, units, native_lines, nonce)])[0]
+            else:
+                nonce = entry.attempt[len(NONCE_PREFIX):]
             existing: list[MirrorCard] = []
             log.info("online order claimed order=%s giftsync_cards=%d native_lines=%d",
                      order.name, len(units), len(native_lines))

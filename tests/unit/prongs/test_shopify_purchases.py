@@ -212,7 +212,7 @@ def test_watermark_never_passes_the_poll_start_and_failures_hold_it(online):
     assert row is not None and datetime.fromisoformat(row.cursor) <= started
     online.clock.advance(60)
     failing = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email="j@example.test")
-    online.book.fail_next("save_order_entries", RetriableError("airtable", "503"))
+    online.book.fail_next("save_order_entries", RetriableError("airtable", "503"), times=2)  # page's, order's
     report = online.purchases.run_once()
     assert report.errors == 1
     assert datetime.fromisoformat(online.book.read_status("watermark:shopify-purchases").cursor) < failing.updated_at
@@ -319,15 +319,38 @@ def test_poll_orders_with_a_pool_never_moves_the_watermark_over_a_failed_order()
                            pool=pool) == orders[4].updated_at
 
 
-def test_a_pages_registry_rows_are_read_in_one_request(online):
+def test_a_pages_registry_rows_are_read_and_written_in_one_request_each(online):
     orders = [online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email=f"p{i}@example.test")
               for i in range(4)]
+    bad = online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "0"}], email="p9@example.test")
     report = online.purchases.run_once()
-    assert report.cards_issued == 4 and report.errors == 0
+    assert report.cards_issued == 4 and report.errors == 0 and report.skipped == 1
     assert online.book.count("order_entries") == 1 and online.book.count("order_entry") == 0
     [(_, (keys,))] = [c for c in online.book.calls if c[0] == "order_entries"]
-    assert sorted(keys) == sorted(key(o) for o in orders)
-    assert all(online.registry(key(o)).status is OrderStatus.DONE for o in orders)
+    assert sorted(keys) == sorted(key(o) for o in [*orders, bad])
+    saves = [args[0] for name, args in online.book.calls if name == "save_order_entries"]
+    assert sorted(saves[0]) == sorted(key(o) for o in orders)          # one Processing write for the page
+    assert len(saves) == 1 + 4 + 1                                       # then each Done, the bad one Skipped
+    for o in orders:
+        entry = online.registry(key(o))
+        assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 1
+    assert online.registry(key(bad)).status is OrderStatus.SKIPPED
+    assert online.ledger.count("create_card") == 4
+    assert online.ledger.count("find_by_code") == 0                      # a new order, not a resumed one
+    assert_ledger_adds_up(online)
+
+
+def test_a_page_write_that_fails_leaves_each_order_to_register_itself(online):
+    orders = [online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email=f"t{i}@example.test")
+              for i in range(3)]
+    online.book.fail_next("save_order_entries", AmbiguousError("airtable", "timeout"), applied=True)
+    report = online.purchases.run_once()
+    assert report.errors == 0 and online.ledger.count("create_card") == 3
+    assert online.book.count("order_entry") == 3                         # each read its own row again
+    for o in orders:
+        entry = online.registry(key(o))
+        assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 1
+    assert_ledger_adds_up(online)
 
 
 def test_a_page_read_that_fails_leaves_each_order_to_read_its_own_row(online):
