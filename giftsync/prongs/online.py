@@ -187,14 +187,17 @@ class KnownEntries:
 
 def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOrder], bool | None], *,
                 max_pages: int, stop: Callable[[], bool], pool: Executor | None = None,
-                prefetch: Callable[[list[ShopifyOrder]], object] | None = None) -> datetime | None:
+                prefetch: Callable[[list[ShopifyOrder]], object] | None = None,
+                after_page: Callable[[list[ShopifyOrder]], object] | None = None) -> datetime | None:
     """Page through ``fetch(cursor)`` (at most ``max_pages``), calling ``handle`` on each order until
     ``stop()``. ``handle`` answers False for an order that failed. The newest ``updated_at`` seen —
     held just before the oldest failed order's, so the watermark never moves over it. With a
     ``pool`` the orders of a page are handled at once (each in a copy of the caller's context, so
     its priority holds) and the page's results are all in before the next page is fetched.
     ``prefetch(orders)`` runs before a page's orders are handled (their registry rows in one
-    read); if it raises, the page is handled all the same."""
+    read); if it raises, the page is handled all the same. ``after_page(orders)`` runs once a
+    page's orders are handled (their Done rows in one write); if it raises, every order of the
+    page counts as failed."""
     cursor: str | None = None
     newest: datetime | None = None
     failed_at: datetime | None = None
@@ -212,7 +215,15 @@ def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOr
             except Exception as exc:  # noqa: BLE001 — each handler reads its own row instead
                 log.warning("registry rows of a page not read at once error=%s reason=%r", type(exc).__name__,
                             str(getattr(exc, "reason", ""))[:200])
-        for order, result in zip(taken, _handle_all(taken, handle, pool)):
+        results = _handle_all(taken, handle, pool)
+        if after_page is not None and taken:
+            try:
+                after_page(taken)
+            except Exception as exc:  # noqa: BLE001 — the page's orders stay open: resumed next cycle
+                log.warning("page of orders not finished error=%s reason=%r", type(exc).__name__,
+                            str(getattr(exc, "reason", ""))[:200])
+                results = [False] * len(taken)
+        for order, result in zip(taken, results):
             if result is False and order.updated_at is not None:
                 failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)
             if order.updated_at is not None:

@@ -98,6 +98,26 @@ class PurchaseReport:
     errors: int = 0
 
 
+class _Finishing:
+    """The Done rows of one page's orders, added from the page's threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[OrderEntry] = []
+        self._orders: list[ShopifyOrder] = []
+
+    def add(self, row: OrderEntry, order: ShopifyOrder) -> None:
+        with self._lock:
+            self._rows.append(row)
+            self._orders.append(order)
+
+    def take(self) -> tuple[list[OrderEntry], list[ShopifyOrder]]:
+        with self._lock:
+            rows, orders = self._rows, self._orders
+            self._rows, self._orders = [], []
+        return rows, orders
+
+
 def note_for(order_id: str, index: int) -> str:
     return f"giftsync:order:{numeric(order_id)}:{index}"
 
@@ -191,10 +211,13 @@ class ShopifyPurchases:
             def handle(order: ShopifyOrder) -> bool | None:
                 if not self.sells_gift_cards(order):
                     return None
-                ok = safe_call(log, "online purchase", order.name or order.id, lambda: self.process(order))
+                ok = safe_call(log, "online purchase", order.name or order.id,
+                               lambda: self.process(order, finishing=finishing))
                 if not ok:
                     self._count("errors")
                 return ok
+            finishing = _Finishing()
+
             def prefetch(orders: list[ShopifyOrder]) -> None:
                 wanted = [o for o in orders if self.sells_gift_cards(o)
                           and order_key(OrderKind.PURCHASE, o.id) not in self._finished]
@@ -202,7 +225,8 @@ class ShopifyPurchases:
                 self._register_page(wanted)
             try:
                 newest = poll_orders(fetch, handle, max_pages=self.online.max_pages, stop=self.stop,
-                                     pool=self._pool_(), prefetch=prefetch)
+                                     pool=self._pool_(), prefetch=prefetch,
+                                     after_page=lambda _orders: self._finish_page(finishing))
             finally:
                 self._known.clear()
             self.watermark.advance(newest, started, now=self.ctx.clock.now(),
@@ -249,7 +273,10 @@ class ShopifyPurchases:
                                   f"{sum(l.quantity for l in native_lines)} Shopify card(s)")
 
     # -- one order ----------------------------------------------------------------------------
-    def process(self, order: ShopifyOrder, entry: OrderEntry | None = None) -> None:
+    def process(self, order: ShopifyOrder, entry: OrderEntry | None = None, *,
+                finishing: "_Finishing | None" = None) -> None:
+        """One order. ``finishing``: the Done row (and the tag after it) is left there for its
+        page's one write (``_finish_page``) instead of a write of its own."""
         key = order_key(OrderKind.PURCHASE, order.id)
         if entry is None and key in self._finished:
             self._tag(order)
@@ -336,11 +363,33 @@ class ShopifyPurchases:
                           processed_at=now,
                           details=f"{len(units)} giftsync card(s) issued, {seen} Shopify card(s) mirrored: "
                                   + ", ".join(c.masked for c in cards))
+        if finishing is not None:
+            finishing.add(done, order)
+            return
         reach("purchase.finish")
         self.ctx.book.save_order_entries([done])
         self._finished.add(key)
         log.info("online order done order=%s cards=%d purchaser_known=%s", order.name, len(cards), bool(purchaser))
         self._tag(order)
+
+    def _finish_page(self, finishing: "_Finishing") -> None:
+        """The Done rows of a page's orders in one write, then each order's tag. If the write
+        fails the orders stay Processing and are resumed next cycle (their cards are found by
+        hash, nothing is made twice)."""
+        rows, orders = finishing.take()
+        if not rows:
+            return
+        reach("purchase.finish")
+        try:
+            self.ctx.book.save_order_entries(rows)
+        except Exception:
+            self._count("errors", len(rows))
+            raise
+        for row, order in zip(rows, orders):
+            self._finished.add(row.order_key)
+            log.info("online order done order=%s cards=%d", order.name, len(row.card_ids))
+        for order in orders:
+            safe_call(log, "online purchase tag", order.name or order.id, lambda o=order: self._tag(o))
 
     def _issue(self, order: ShopifyOrder, entry: OrderEntry, units: list[Unit], native_lines: list[OrderLine],
                nonce: str, key: str, source: str, resumed: bool, existing: list[MirrorCard],

@@ -330,13 +330,35 @@ def test_a_pages_registry_rows_are_read_and_written_in_one_request_each(online):
     assert sorted(keys) == sorted(key(o) for o in [*orders, bad])
     saves = [args[0] for name, args in online.book.calls if name == "save_order_entries"]
     assert sorted(saves[0]) == sorted(key(o) for o in orders)          # one Processing write for the page
-    assert len(saves) == 1 + 4 + 1                                       # then each Done, the bad one Skipped
+    assert saves[1:] == [[key(bad)], saves[-1]]                          # the bad one Skipped, then
+    assert sorted(saves[-1]) == sorted(key(o) for o in orders)           # the page's Done rows in one write
+    assert all(online.orders.tags_of(o.id) == ["giftsync-done"] for o in orders)
     for o in orders:
         entry = online.registry(key(o))
         assert entry.status is OrderStatus.DONE and len(entry.card_ids) == 1
     assert online.registry(key(bad)).status is OrderStatus.SKIPPED
     assert online.ledger.count("create_card") == 4
     assert online.ledger.count("find_by_code") == 0                      # a new order, not a resumed one
+    assert_ledger_adds_up(online)
+
+
+def test_a_page_whose_done_write_fails_is_resumed_without_a_second_card(online):
+    orders = [online.orders.purchase([{"sku": SKU, "quantity": 1, "price": "10"}], email=f"x{i}@example.test")
+              for i in range(3)]
+    online.book.fail_next("save_order_entries", RetriableError("airtable", "503"),
+                          when=lambda keys: len(keys) == 3 and all(online.registry(k) is not None for k in keys))
+    started = online.clock.now()
+    report = online.purchases.run_once()
+    assert report.errors == 3 and online.ledger.count("create_card") == 3
+    assert all(online.registry(key(o)).status is OrderStatus.PROCESSING for o in orders)
+    assert all(online.orders.tags_of(o.id) == [] for o in orders)
+    assert online.book.read_status("watermark:shopify-purchases") is None or \
+        datetime.fromisoformat(online.book.read_status("watermark:shopify-purchases").cursor) < started
+    online.clock.advance(15)
+    online.purchases.run_once()
+    assert all(online.registry(key(o)).status is OrderStatus.DONE for o in orders)
+    assert online.ledger.count("create_card") == 3
+    assert len(online.events(Metric.GIFT_CARD_ISSUED)) == 3
     assert_ledger_adds_up(online)
 
 
