@@ -22,6 +22,7 @@ def rows(results: list[dict]) -> list[list[str]]:
             *((">=" if red["unfinished"] else "") + _n(red[k]) for k in ("p50", "p95", "max")),
             _n(bulk["seconds"], "{:.0f}") if bulk else "-",
             _n(bulk["cards_per_second"], "{:.2f}") if bulk else "-",
+            f"{r.get('orders_done_by_mark', '?')}/{r.get('orders_placed', '?')}",
             f"{r.get('orders_done', '?')}/{r.get('orders_placed', '?')}",
             per_red, per_card if bulk else "-",
             str(r["429s"]),
@@ -30,7 +31,7 @@ def rows(results: list[dict]) -> list[list[str]]:
     return out
 
 
-HEADER = ["mode", "B", "redeemed", "p50 s", "p95 s", "max s", "bulk s", "cards/s", "orders done",
+HEADER = ["mode", "B", "redeemed", "p50 s", "p95 s", "max s", "bulk s", "cards/s", "orders @mark", "orders end",
           "req/redemption AT/SH/KL", "req/card AT/SH/KL", "429s", "RSS MB", "CPU %", "idle CPU %"]
 
 

@@ -15,6 +15,9 @@ Measured, all from outside the daemon:
   record is Done); unfinished ones are counted apart;
 - bulk time: submission → the store confirmation ``request:<rec>:store`` accepted and the
   record written Done, whichever is later;
+- online purchases Done at the end, and Done by a mark at the same time after t0 in every
+  scenario (``window + drain``: a run whose window went on behind an unfinished bulk request
+  had longer to finish them), from the Done writes in the Airtable twin's request log;
 - requests per service from the twins' request logs, sorted into redemption / bulk / other
   work by table and body (see ``classify``); 429s (and Shopify's THROTTLED answers);
 - the daemon's peak RSS (``VmHWM``) and CPU (``utime + stime``) from /proc; idle CPU over a
@@ -103,12 +106,47 @@ def add_bench_cards(world: SandboxWorld, n: int = BENCH_CARDS) -> list[str]:
     return codes
 
 
-def purchases_done(registry_rows: list[dict]) -> int:
-    """Online purchases finished (Done) among the Online Orders registry rows (Airtable records)."""
+def purchases_done(registry_rows: list[dict], *, done_at: dict[str, float] | None = None,
+                   by: float | None = None) -> int:
+    """Online purchases finished (Done) among the Online Orders registry rows (Airtable records);
+    with ``done_at`` (record id or order key → when it was written Done) and ``by``, only those
+    written Done by then (one whose Done write is not in the log does not count)."""
     prefix = order_key(OrderKind.PURCHASE, "0").split(":", 1)[0] + ":"
-    return sum(1 for rec in registry_rows
-               if str(rec.get("fields", {}).get("Order Key", "")).startswith(prefix)
-               and rec.get("fields", {}).get("Status") == OrderStatus.DONE.value)
+    n = 0
+    for rec in registry_rows:
+        fields = rec.get("fields", {})
+        key = str(fields.get("Order Key", ""))
+        if not key.startswith(prefix) or fields.get("Status") != OrderStatus.DONE.value:
+            continue
+        if by is not None:
+            when = min((t for t in ((done_at or {}).get(rec.get("id", "")), (done_at or {}).get(key))
+                        if t is not None), default=None)
+            if when is None or when > by:
+                continue
+        n += 1
+    return n
+
+
+def orders_finished_at(airtable_log: list[dict]) -> dict[str, float]:
+    """When each Online Orders row was first written Done (by record id, or by order key for a
+    row written by upsert), from the Airtable twin's request log."""
+    out: dict[str, float] = {}
+    for entry in airtable_log:
+        if entry.get("method") not in ("PATCH", "POST", "PUT") or not 200 <= entry.get("status", 0) < 300 \
+                or "/Online Orders" not in (entry.get("path") or ""):
+            continue
+        try:
+            records = json.loads(entry.get("body") or "").get("records") or []
+        except (ValueError, AttributeError):
+            continue
+        for rec in records:
+            fields = rec.get("fields") or {}
+            if fields.get("Status") != OrderStatus.DONE.value:
+                continue
+            for key in (rec.get("id"), fields.get("Order Key")):
+                if key:
+                    out.setdefault(str(key), entry["time"])
+    return out
 
 
 class Proc:
@@ -392,8 +430,13 @@ class Scenario:
                     "seconds": (sent - self.bulk_submitted) if sent else None,
                     "cards_per_second": issued / ((sent or now) - self.bulk_submitted) if issued else None,
                     "bucket_bound_seconds": self.cfg.bulk / 10.0}
-        # online purchases finished by the end (they wait behind a bulk request: ADR 0007)
-        orders_done = purchases_done(self.records("Online Orders"))
+        # online purchases finished by the end (they wait behind a bulk request: ADR 0007), and by
+        # a mark at the same time after t0 in every scenario (window + drain): a scenario whose
+        # load window ran on behind an unfinished bulk request had longer to finish orders
+        registry = self.records("Online Orders")
+        orders_done = purchases_done(registry)
+        mark = t0 + self.cfg.window + self.cfg.drain
+        orders_done_by_mark = purchases_done(registry, done_at=orders_finished_at(logs["airtable"]), by=mark)
         classes = classify(logs, self.bulk_id)
         self._dump(logs)
         n_red = len(latencies)
@@ -417,7 +460,9 @@ class Scenario:
                             "finished_p95": percentile(latencies, 0.95),
                             "mean": statistics.fmean(everyone) if everyone else None},
             "bulk_request": bulk,
-            "orders_placed": self.orders_placed, "orders_done": orders_done, "submit_errors": self.submit_errors,
+            "orders_placed": self.orders_placed, "orders_done": orders_done,
+            "orders_done_by_mark": orders_done_by_mark, "orders_mark_seconds": self.cfg.window + self.cfg.drain,
+            "submit_errors": self.submit_errors,
             "requests": {"by_service": per, "status_429": status_429,
                          "log_truncated": any(len(v) >= 20000 for v in logs.values())},
         }

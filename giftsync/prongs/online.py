@@ -188,7 +188,7 @@ class KnownEntries:
 def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOrder], bool | None], *,
                 max_pages: int, stop: Callable[[], bool], pool: Executor | None = None,
                 prefetch: Callable[[list[ShopifyOrder]], object] | None = None,
-                after_page: Callable[[list[ShopifyOrder]], object] | None = None) -> datetime | None:
+                after_page: Callable[[list[ShopifyOrder]], Iterable[str] | None] | None = None) -> datetime | None:
     """Page through ``fetch(cursor)`` (at most ``max_pages``), calling ``handle`` on each order until
     ``stop()``. ``handle`` answers False for an order that failed. The newest ``updated_at`` seen —
     held just before the oldest failed order's, so the watermark never moves over it. With a
@@ -197,7 +197,8 @@ def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOr
     ``prefetch(orders)`` runs before a page's orders are handled (their registry rows in one
     read); if it raises, the page is handled all the same. ``after_page(orders)`` runs once a
     page's orders are handled (their Done rows in one write); if it raises, every order of the
-    page counts as failed."""
+    page counts as failed, and the orders whose ids it returns count as failed (an order written
+    Done whose tag did not go on: the watermark stays before it, so it is seen, and tagged, again)."""
     cursor: str | None = None
     newest: datetime | None = None
     failed_at: datetime | None = None
@@ -218,11 +219,13 @@ def poll_orders(fetch: Callable[[str | None], Page], handle: Callable[[ShopifyOr
         results = _handle_all(taken, handle, pool)
         if after_page is not None and taken:
             try:
-                after_page(taken)
+                unfinished = set(after_page(taken) or ())
             except Exception as exc:  # noqa: BLE001 — the page's orders stay open: resumed next cycle
                 log.warning("page of orders not finished error=%s reason=%r", type(exc).__name__,
                             str(getattr(exc, "reason", ""))[:200])
                 results = [False] * len(taken)
+            else:
+                results = [False if order.id in unfinished else r for order, r in zip(taken, results)]
         for order, result in zip(taken, results):
             if result is False and order.updated_at is not None:
                 failed_at = order.updated_at if failed_at is None else min(failed_at, order.updated_at)

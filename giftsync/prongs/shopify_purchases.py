@@ -372,13 +372,14 @@ class ShopifyPurchases:
         log.info("online order done order=%s cards=%d purchaser_known=%s", order.name, len(cards), bool(purchaser))
         self._tag(order)
 
-    def _finish_page(self, finishing: "_Finishing") -> None:
+    def _finish_page(self, finishing: "_Finishing") -> list[str]:
         """The Done rows of a page's orders in one write, then each order's tag. If the write
         fails the orders stay Processing and are resumed next cycle (their cards are found by
-        hash, nothing is made twice)."""
+        hash, nothing is made twice). The ids of the orders whose tag did not go on (counted as
+        errors: the watermark stays before them and the next poll tags them)."""
         rows, orders = finishing.take()
         if not rows:
-            return
+            return []
         reach("purchase.finish")
         try:
             self.ctx.book.save_order_entries(rows)
@@ -388,8 +389,10 @@ class ShopifyPurchases:
         for row, order in zip(rows, orders):
             self._finished.add(row.order_key)
             log.info("online order done order=%s cards=%d", order.name, len(row.card_ids))
-        for order in orders:
-            safe_call(log, "online purchase tag", order.name or order.id, lambda o=order: self._tag(o))
+        untagged = [order.id for order in orders
+                    if not safe_call(log, "online purchase tag", order.name or order.id, lambda o=order: self._tag(o))]
+        self._count("errors", len(untagged))
+        return untagged
 
     def _issue(self, order: ShopifyOrder, entry: OrderEntry, units: list[Unit], native_lines: list[OrderLine],
                nonce: str, key: str, source: str, resumed: bool, existing: list[MirrorCard],

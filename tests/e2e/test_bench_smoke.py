@@ -68,6 +68,7 @@ def test_bench_smoke(tmp_path, mode):
     if red["finished"]:
         assert red["p50"] <= red["p95"] <= red["max"]
     assert result["orders_placed"] == 1 and result["submit_errors"] == 0 and 0 <= result["orders_done"] <= 1
+    assert 0 <= result["orders_done_by_mark"] <= result["orders_done"] and result["orders_mark_seconds"] == 16.0
     bulk = result["bulk_request"]
     assert bulk["record"].startswith("rec") and 0 <= bulk["cards_issued"] <= 3
     for service, counts in result["requests"]["by_service"].items():
@@ -80,5 +81,6 @@ def test_bench_smoke(tmp_path, mode):
     report = {"started": "test", "quick": True, "machine_before": {}, "results": [result]}
     report["targets"] = targets(report["results"])
     text = table(report)
-    assert mode in text and "p95 s" in text and f"{result['orders_done']}/1" in text
+    assert mode in text and "p95 s" in text and "orders @mark" in text
+    assert f"| {result['orders_done_by_mark']}/1" in text and f"| {result['orders_done']}/1" in text
     json.dumps(report, default=str)
