@@ -533,6 +533,8 @@ def classify(logs: dict[str, list[dict]], bulk_id: str | None) -> dict[str, dict
         query = json.dumps(e.get("query") or {})
         if "/Store Redemptions" in path or "Store Redemptions/" in body:
             kind = "redemption"
+        elif "/Card Requests" in path and e["method"] == "GET":
+            kind = "other"      # the store job's list of new requests, every 5 s whether or not one waits
         elif "/Card Requests" in path or bulk in body or "Store request" in body:
             kind = "bulk"
         elif "/Gift Cards" in path and (_updates_by_id(body) if e["method"] == "PATCH"
