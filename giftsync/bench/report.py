@@ -87,5 +87,6 @@ def targets(results: list[dict]) -> list[dict]:
         rss = max((r["daemon"]["peak_rss_mb"] for r in own), default=None)
         add("daemon peak RSS <= 120 MB", rss is not None and rss <= 120, f"{_n(rss, '{:.0f}')} MB")
         idle = [r["daemon"]["idle_cpu_percent"] for r in own if r["daemon"]["idle_cpu_percent"] is not None]
-        add("idle CPU < 1 %", bool(idle) and max(idle) < 1.0, ", ".join(f"{x:.2f} %" for x in idle) or "-")
+        add("idle CPU < 1 %", (max(idle) < 1.0) if idle else None,         # None: not measured (--idle 0)
+            ", ".join(f"{x:.2f} %" for x in idle) or "not measured")
     return out

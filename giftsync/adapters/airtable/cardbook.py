@@ -224,17 +224,9 @@ class AirtableCardBook:
         """{hash: card} for the hashes that have a card: one list request per 50 hashes, the
         formula ``OR({Code Hash}='…', …)`` built and escaped by pyairtable.formulas. When two
         rows carry the same hash the oldest wins (as ``card_by_hash`` would pick one)."""
-        wanted = [h for h in dict.fromkeys(code_hashes) if h]
-        out: dict[str, MirrorCard] = {}
-        for start in range(0, len(wanted), HASHES_PER_LOOKUP):
-            chunk = wanted[start:start + HASHES_PER_LOOKUP]
-            terms = [EQ(Field(CardF.CODE_HASH), h) for h in chunk]
-            formula = terms[0] if len(terms) == 1 else OR(*terms)
-            for record in _oldest_first(self._all(names.CARDS, "cards by hash", formula=formula)):
-                card = mapping.card_from_record(record, self.currency)
-                if card.code_hash in chunk and card.code_hash not in out:
-                    out[card.code_hash] = card
-        return out
+        return self._by_keys(names.CARDS, "cards by hash", CardF.CODE_HASH, code_hashes, HASHES_PER_LOOKUP,
+                             lambda record: mapping.card_from_record(record, self.currency),
+                             lambda card: card.code_hash)
 
     def card_by_shopify_id(self, shopify_id: str) -> MirrorCard | None:
         if not shopify_id:
@@ -354,16 +346,24 @@ class AirtableCardBook:
         """One list request per 50 keys, the formula ``OR({Order Key}='…', …)`` escaped by
         pyairtable.formulas. Two rows of one key (never written so: the key is the upsert key):
         the oldest wins, as ``order_entry`` would pick one."""
-        wanted = [k for k in dict.fromkeys(order_keys) if k]
-        out: dict[str, OrderEntry] = {}
-        for start in range(0, len(wanted), KEYS_PER_LOOKUP):
-            chunk = wanted[start:start + KEYS_PER_LOOKUP]
-            terms = [EQ(Field(OrderF.ORDER_KEY), k) for k in chunk]
+        return self._by_keys(names.ONLINE_ORDERS, "order entries", OrderF.ORDER_KEY, order_keys, KEYS_PER_LOOKUP,
+                             mapping.order_entry_from_record, lambda entry: entry.order_key)
+
+    def _by_keys(self, table: str, what: str, field: str, keys: Iterable[str], per_request: int,
+                 parse: Callable[[dict], Any], key_of: Callable[[Any], str]) -> dict[str, Any]:
+        """{key: parsed row} for the keys that have a row in ``table``: one list request per
+        ``per_request`` keys, ``OR({field}='…', …)`` built and escaped by pyairtable.formulas; of
+        two rows with one key the oldest wins."""
+        wanted = [k for k in dict.fromkeys(keys) if k]
+        out: dict[str, Any] = {}
+        for start in range(0, len(wanted), per_request):
+            chunk = wanted[start:start + per_request]
+            terms = [EQ(Field(field), k) for k in chunk]
             formula = terms[0] if len(terms) == 1 else OR(*terms)
-            for record in _oldest_first(self._all(names.ONLINE_ORDERS, "order entries", formula=formula)):
-                entry = mapping.order_entry_from_record(record)
-                if entry.order_key in chunk and entry.order_key not in out:
-                    out[entry.order_key] = entry
+            for record in _oldest_first(self._all(table, what, formula=formula)):
+                item = parse(record)
+                if key_of(item) in chunk and key_of(item) not in out:
+                    out[key_of(item)] = item
         return out
 
     def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
