@@ -112,6 +112,7 @@ def purchases_done(registry_rows: list[dict], *, done_at: dict[str, float] | Non
     with ``done_at`` (record id or order key → when it was written Done) and ``by``, only those
     written Done by then (one whose Done write is not in the log does not count)."""
     prefix = order_key(OrderKind.PURCHASE, "0").split(":", 1)[0] + ":"
+    done_at = done_at or {}
     n = 0
     for rec in registry_rows:
         fields = rec.get("fields", {})
@@ -119,21 +120,21 @@ def purchases_done(registry_rows: list[dict], *, done_at: dict[str, float] | Non
         if not key.startswith(prefix) or fields.get("Status") != OrderStatus.DONE.value:
             continue
         if by is not None:
-            when = min((t for t in ((done_at or {}).get(rec.get("id", "")), (done_at or {}).get(key))
-                        if t is not None), default=None)
-            if when is None or when > by:
+            times = [t for t in (done_at.get(rec.get("id", "")), done_at.get(key)) if t is not None]
+            if not times or min(times) > by:
                 continue
         n += 1
     return n
 
 
-def orders_finished_at(airtable_log: list[dict]) -> dict[str, float]:
-    """When each Online Orders row was first written Done (by record id, or by order key for a
-    row written by upsert), from the Airtable twin's request log."""
+def written_with_status(airtable_log: list[dict], tables: tuple[str, ...], statuses: tuple[str, ...],
+                        key_field: str | None = None) -> dict[str, float]:
+    """When each record of ``tables`` was first written (2xx) with a Status in ``statuses``, from
+    the Airtable twin's request log: by record id, and by ``key_field`` for rows written by upsert."""
     out: dict[str, float] = {}
     for entry in airtable_log:
         if entry.get("method") not in ("PATCH", "POST", "PUT") or not 200 <= entry.get("status", 0) < 300 \
-                or "/Online Orders" not in (entry.get("path") or ""):
+                or not any(t in (entry.get("path") or "") for t in tables):
             continue
         try:
             records = json.loads(entry.get("body") or "").get("records") or []
@@ -141,12 +142,17 @@ def orders_finished_at(airtable_log: list[dict]) -> dict[str, float]:
             continue
         for rec in records:
             fields = rec.get("fields") or {}
-            if fields.get("Status") != OrderStatus.DONE.value:
+            if fields.get("Status") not in statuses:
                 continue
-            for key in (rec.get("id"), fields.get("Order Key")):
+            for key in (rec.get("id"), fields.get(key_field) if key_field else None):
                 if key:
                     out.setdefault(str(key), entry["time"])
     return out
+
+
+def orders_finished_at(airtable_log: list[dict]) -> dict[str, float]:
+    """When each Online Orders row was first written Done (by record id or order key)."""
+    return written_with_status(airtable_log, ("/Online Orders",), (OrderStatus.DONE.value,), "Order Key")
 
 
 class Proc:
@@ -387,18 +393,9 @@ class Scenario:
             uid = event.get("unique_id")
             if uid and uid not in accepted and event.get("received"):
                 accepted[uid] = datetime.fromisoformat(event["received"]).timestamp()
-        finished_at: dict[str, float] = {}   # the write that set the record Done/Rejected
-        for entry in logs["airtable"]:
-            if entry.get("method") != "PATCH" or not 200 <= entry["status"] < 300 or not (
-                    "/Store Redemptions" in entry["path"] or "/Card Requests" in entry["path"]):
-                continue
-            try:
-                records = json.loads(entry["body"]).get("records") or []
-            except (ValueError, AttributeError):
-                continue
-            for rec in records:
-                if (rec.get("fields") or {}).get("Status") in ("Done", "Rejected") and rec.get("id"):
-                    finished_at.setdefault(rec["id"], entry["time"])
+        # the write that set the record Done/Rejected
+        finished_at = written_with_status(logs["airtable"], ("/Store Redemptions", "/Card Requests"),
+                                          ("Done", "Rejected"))
         latencies, unfinished = [], 0
         ages: list[float] = []          # unfinished: their age at the end, a lower bound of their latency
         now = time.time()

@@ -362,8 +362,9 @@ class AirtableCardBook:
             formula = terms[0] if len(terms) == 1 else OR(*terms)
             for record in _oldest_first(self._all(table, what, formula=formula)):
                 item = parse(record)
-                if key_of(item) in chunk and key_of(item) not in out:
-                    out[key_of(item)] = item
+                key = key_of(item)
+                if key in chunk and key not in out:
+                    out[key] = item
         return out
 
     def open_order_entries(self, kind: OrderKind, limit: int = 100) -> list[OrderEntry]:
